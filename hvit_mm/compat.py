@@ -1,0 +1,96 @@
+"""Fixes that let mmengine 0.10.7 / mmcv 2.1 / mmdet 3.3 / mmseg 1.2 run on PyTorch >= 2.6 and numpy 2.
+
+Applied once, on ``import hvit_mm``; nothing in site-packages is edited.
+
+* ``torch.load`` defaults to ``weights_only=True`` since torch 2.6, and mmengine 0.10.7 calls it
+  without the argument, so resuming from, or ``load_from``-ing, the runner's own checkpoints fails
+  (``Unsupported global: mmengine.logging.history_buffer.HistoryBuffer``). Rather than turn the
+  safety off, the few plain-data types mmengine writes into its checkpoints are allow-listed, so every
+  load, of downloaded files too, stays ``weights_only=True``.
+"""
+import glob
+import os
+import os.path as osp
+import re
+import tempfile
+
+import numpy as np
+import torch
+
+
+def _numpy_globals():
+    """The globals numpy arrays, dtypes and scalars pickle through (numpy 1.x and 2.x names)."""
+    found = [np.ndarray, np.dtype]
+    multiarray = getattr(np, '_core', None) or np.core
+    found += [multiarray.multiarray._reconstruct, multiarray.multiarray.scalar]
+    # a pickled dtype refers to its concrete class, e.g. numpy.dtypes.Float64DType
+    found += [type(np.dtype(t)) for t in np.sctypeDict.values() if isinstance(t, type)]
+    return list(dict.fromkeys(found))
+
+
+def _mmengine_globals():
+    from mmengine.logging.history_buffer import HistoryBuffer
+    return [HistoryBuffer]
+
+
+def allow_mmengine_checkpoints():
+    """Allow-list what mmengine's runner writes into checkpoints for ``weights_only=True`` loads."""
+    torch.serialization.add_safe_globals(_numpy_globals() + _mmengine_globals())
+
+
+def atomic_write(path: str, data, mode: str = 'wb', encoding=None) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
+    directory = osp.dirname(osp.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix='.' + osp.basename(path) + '.', suffix='.tmp')
+    try:
+        with os.fdopen(fd, mode, encoding=encoding) as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _atomic_local_backend():
+    from mmengine.fileio.backends.local_backend import LocalBackend
+
+    def put(self, obj: bytes, filepath) -> None:
+        atomic_write(str(filepath), obj, 'wb')
+
+    def put_text(self, obj: str, filepath, encoding: str = 'utf-8') -> None:
+        atomic_write(str(filepath), obj, 'w', encoding)
+
+    LocalBackend.put, LocalBackend.put_text = put, put_text
+
+
+def find_latest_checkpoint(path: str):
+    """mmengine's lookup, made safe: the file named in ``last_checkpoint`` if it exists, else the
+    newest ``iter_N.pth`` / ``epoch_N.pth`` in ``path``; None when there is none."""
+    save_file = osp.join(path, 'last_checkpoint')
+    if osp.exists(save_file):
+        with open(save_file) as f:
+            last = f.read().strip()
+        if last and osp.isfile(last):
+            return last
+    found = []
+    for ckpt in glob.glob(osp.join(path, '*.pth')):
+        m = re.fullmatch(r'(?:iter|epoch)_(\d+)\.pth', osp.basename(ckpt))
+        if m:
+            found.append((int(m.group(1)), ckpt))
+    return max(found)[1] if found else None
+
+
+def _safe_resume_lookup():
+    import mmengine.runner.checkpoint as checkpoint
+    import mmengine.runner.runner as runner
+    checkpoint.find_latest_checkpoint = find_latest_checkpoint
+    runner.find_latest_checkpoint = find_latest_checkpoint
+
+
+allow_mmengine_checkpoints()
+_atomic_local_backend()
+_safe_resume_lookup()

@@ -1,0 +1,43 @@
+"""Hooks shared by every codebase."""
+import hashlib
+import os.path as osp
+
+import torch
+import torch.distributed as dist
+from mmengine.dist import get_rank, get_world_size, is_distributed
+from mmengine.hooks import Hook
+
+from ..registry import register_module
+
+
+def param_digest(module: torch.nn.Module) -> str:
+    """sha256 over every parameter and buffer, in name order (bit-exact identity of a model)."""
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+@register_module('HOOKS')
+class ParamConsistencyHook(Hook):
+    """After training, checks that every rank of a data-parallel run holds bit-identical weights.
+
+    Each rank writes ``work_dir/param_digest_rank{R}.txt``; rank 0 compares the gathered digests and
+    raises if any differs (a broken all-reduce, an unsynchronised buffer, a rank-dependent init).
+    """
+
+    priority = 'VERY_LOW'
+
+    def after_train(self, runner) -> None:
+        model = runner.model.module if hasattr(runner.model, 'module') else runner.model
+        digest = param_digest(model)
+        with open(osp.join(runner.work_dir, f'param_digest_rank{get_rank()}.txt'), 'w') as f:
+            f.write(digest)
+        digests = [digest]
+        if is_distributed():
+            digests = [None] * get_world_size()
+            dist.all_gather_object(digests, digest)
+        runner.logger.info(f'parameter digests per rank: {digests}')
+        if len(set(digests)) != 1:
+            raise RuntimeError(f'ranks hold different parameters after training: {digests}')

@@ -1,0 +1,8 @@
+"""Layers shared by every backbone and decoder: one attention core, one position-embedding module."""
+from .attention import Attention, attend, attend_explicit
+from .blocks import Block, DropPath, Mlp, layer_norm
+from .pos_embed import resample_abs, sincos_1d, sincos_2d
+from .window import window_partition, window_unpartition
+
+__all__ = ['Attention', 'attend', 'attend_explicit', 'Block', 'DropPath', 'Mlp', 'layer_norm',
+           'resample_abs', 'sincos_1d', 'sincos_2d', 'window_partition', 'window_unpartition']
