@@ -33,8 +33,16 @@ def _mmengine_globals():
     return [HistoryBuffer]
 
 
+def _history_buffer_getstate(self) -> dict:
+    state = dict(self.__dict__)
+    state.pop('statistics_methods', None)  # functions: rebuilt from the class in __setstate__
+    return state
+
+
 def allow_mmengine_checkpoints():
     """Allow-list what mmengine's runner writes into checkpoints for ``weights_only=True`` loads."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+    HistoryBuffer.__getstate__ = _history_buffer_getstate
     torch.serialization.add_safe_globals(_numpy_globals() + _mmengine_globals())
 
 
@@ -91,6 +99,34 @@ def _safe_resume_lookup():
     runner.find_latest_checkpoint = find_latest_checkpoint
 
 
+def _cpu_aware_init_dist():
+    import mmengine.dist.utils as dist_utils
+    original = dist_utils._init_dist_pytorch
+    if getattr(original, '_hvit_mm', False):
+        return
+
+    def init_dist_pytorch(backend='nccl', init_backend='torch', **kwargs):
+        if torch.cuda.is_available() or init_backend != 'torch':
+            return original(backend, init_backend=init_backend, **kwargs)
+        torch.distributed.init_process_group(backend='gloo' if backend == 'nccl' else backend,
+                                             **kwargs)
+
+    init_dist_pytorch._hvit_mm = True
+    dist_utils._init_dist_pytorch = init_dist_pytorch
+
+    from mmengine.model.wrappers.distributed import MMDistributedDataParallel
+    ddp_init = MMDistributedDataParallel.__init__
+
+    def __init__(self, *args, **kwargs):
+        if not torch.cuda.is_available():  # device_ids must be None for CPU modules
+            kwargs.pop('device_ids', None)
+            kwargs.pop('output_device', None)
+        ddp_init(self, *args, **kwargs)
+
+    MMDistributedDataParallel.__init__ = __init__
+
+
 allow_mmengine_checkpoints()
+_cpu_aware_init_dist()
 _atomic_local_backend()
 _safe_resume_lookup()

@@ -30,8 +30,13 @@ def load_config(path: str, cfg_options: Optional[Dict] = None) -> Config:
     return cfg
 
 
-def _close(word: str, choices) -> str:
-    near = difflib.get_close_matches(word, list(choices), n=3, cutoff=0.6)
+# keys the runner reads that a config may legitimately add at the top level
+RUNNER_KEYS = {'custom_hooks', 'load_from', 'resume', 'work_dir', 'randomness', 'auto_scale_lr',
+               'experiment_name', 'launcher', 'env_cfg', 'log_level', 'default_scope', 'cfg'}
+
+
+def _close(word: str, choices, cutoff: float = 0.6) -> str:
+    near = difflib.get_close_matches(word, list(choices), n=3, cutoff=cutoff)
     return f' (did you mean {" / ".join(repr(n) for n in near)}?)' if near else ''
 
 
@@ -51,7 +56,10 @@ def check_cfg_options(cfg: Config, options: Dict) -> None:
             if not isinstance(node, dict):
                 raise ConfigError(f'--cfg-options {key}: {".".join(parts[:depth])} is not a dict')
             if part not in node:
-                hint = _close(part, node.keys())
+                if last and depth == 0 and part in RUNNER_KEYS:
+                    break
+                # a new leaf is fine unless it is a near-copy of an existing key (a typo)
+                hint = _close(part, node.keys(), 0.6 if not last else 0.8)
                 if not last or hint:
                     raise ConfigError(f'--cfg-options {key}: no key {part!r} under '
                                       f'{".".join(parts[:depth]) or "the config"}{hint}')
@@ -71,11 +79,16 @@ def _walk_types(node, path: str = '') -> Iterator[Tuple[str, str]]:
 
 
 def _scope_registries(scope: str) -> List[Registry]:
+    """The registries of a codebase, each filled from its lazy-import locations as the runner's
+    first ``build`` would."""
     try:
         module = importlib.import_module(f'{scope}.registry')
     except ImportError:
         return []
-    return [v for v in vars(module).values() if isinstance(v, Registry)]
+    registries = [v for v in vars(module).values() if isinstance(v, Registry)]
+    for reg in registries:
+        reg.import_from_location()
+    return registries
 
 
 def _mmcv_ops_names() -> set:

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+import hvit_mm  # noqa: F401  (compat fixes + registration, as in every user process)
+
 REPO = Path(__file__).resolve().parents[1]
 TOY_ROOT = REPO / 'data' / 'toy'
 

@@ -11,9 +11,13 @@ from ..registry import register_module
 
 
 def param_digest(module: torch.nn.Module) -> str:
-    """sha256 over every parameter and buffer, in name order (bit-exact identity of a model)."""
+    """sha256 over every parameter, in name order (bit-exact identity of the trained weights).
+
+    Buffers are left out on purpose: mmengine wraps models in DDP with ``broadcast_buffers=False``,
+    so BatchNorm running statistics legitimately differ between ranks unless SyncBN is used.
+    """
     h = hashlib.sha256()
-    for name, t in sorted(module.state_dict().items()):
+    for name, t in sorted(module.named_parameters()):
         h.update(name.encode())
         h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
@@ -21,7 +25,7 @@ def param_digest(module: torch.nn.Module) -> str:
 
 @register_module('HOOKS')
 class ParamConsistencyHook(Hook):
-    """After training, checks that every rank of a data-parallel run holds bit-identical weights.
+    """After training, checks that every rank of a data-parallel run holds bit-identical parameters.
 
     Each rank writes ``work_dir/param_digest_rank{R}.txt``; rank 0 compares the gathered digests and
     raises if any differs (a broken all-reduce, an unsynchronised buffer, a rank-dependent init).

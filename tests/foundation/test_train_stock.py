@@ -9,14 +9,15 @@ pytestmark = pytest.mark.slow
 
 
 def _train(cfg, work_dir, *options):
-    return run_tool('tools/train.py', cfg, '--work-dir', work_dir, '--cfg-options', *options).stdout
+    return run_tool('tools/train.py', cfg, '--work-dir', work_dir, '--cfg-options',
+                    'default_hooks.logger.interval=1', *options).stdout
 
 
 def test_mask_rcnn_trains_and_reports_coco_ap(toy_root, tmp_path):
     out = _train('configs/toy/mask-rcnn_r50_fpn_1xb2-toy_coco.py', tmp_path,
                  'train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
                  'train_dataloader.dataset.indices=4')
-    assert re.search(r'Iter\(train\) \[\s*2/\s*2\]', out), out[-3000:]
+    assert re.search(r'Epoch\(train\)\s+\[1\]\[2/2\]', out), out[-3000:]
     assert re.search(r'coco/bbox_mAP: [\d.]+', out) and re.search(r'coco/segm_mAP: [\d.]+', out), \
         out[-3000:]
 

@@ -1,0 +1,18 @@
+# Fine-tuning MAE ViT-L/16 (official: 50 epochs, blr 1e-3 -> lr 4e-3 at batch 1024, layer decay 0.75,
+# drop path 0.2); the rest as the ViT-B fine-tuning config.
+_base_ = ['./vit-base-p16_8xb128-coslr-100e_in1k.py']
+
+model = dict(
+    backbone=dict(
+        arch='large', drop_path_rate=0.2,
+        init_cfg=dict(checkpoint='work_dirs/mae_vit-large-p16_8xb512-amp-coslr-1600e_in1k/'
+                      'epoch_1600.pth')),
+    head=dict(in_channels=1024))
+optim_wrapper = dict(optimizer=dict(lr=4e-3), paramwise_cfg=dict(layer_decay_rate=0.75))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-4, by_epoch=True, begin=0, end=5,
+         convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', T_max=45, by_epoch=True, begin=5, end=50, eta_min=1e-6,
+         convert_to_iter_based=True)
+]
+train_cfg = dict(by_epoch=True, max_epochs=50)

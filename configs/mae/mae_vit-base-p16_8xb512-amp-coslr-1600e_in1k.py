@@ -1,0 +1,22 @@
+# MAE ViT-B/16 pretraining, the official recipe (1600 epochs, effective batch 4096 = 8 GPUs x 512,
+# blr 1.5e-4 -> lr 2.4e-3, AdamW (0.9, 0.95), wd 0.05, 40 warm-up epochs, mask 0.75, norm_pix),
+# data pipeline and schedule inherited from mmpretrain's MAE config; only the model is hvit_mm's.
+_base_ = ['mmpretrain::mae/mae_vit-base-p16_8xb512-amp-coslr-1600e_in1k.py']
+custom_imports = dict(imports=['hvit_mm'], allow_failed_imports=False)
+
+model = dict(
+    _delete_=True,  # mmpretrain's MAE/MAEViT/MAEPretrainHead -> hvit_mm's algorithm, backbone, decoder
+    type='MaskedAutoencoder',
+    backbone=dict(type='ViT', arch='base', patch_size=16, img_size=224),
+    # encoder width, patch size and grid are read from the backbone at build time
+    neck=dict(type='MAEDecoder', decoder_embed_dims=512, decoder_depth=8, decoder_num_heads=16),
+    mask_ratio=0.75,
+    norm_pix=True)
+
+# mmengine 0.10.7 tags dicts from an 'mmpretrain::' base with _scope_ and then passes it on to the
+# collate function as a keyword; restate it here (plain dict) so default_collate gets no extra kwargs
+train_dataloader = dict(collate_fn=dict(_delete_=True, type='default_collate'))
+
+# no weight decay for norms and biases (1-D params, as official MAE); the inherited custom_keys keep
+# pos_embed / mask_token / cls_token out of it
+optim_wrapper = dict(paramwise_cfg=dict(flat_decay_mult=0.0))

@@ -1,0 +1,80 @@
+"""MAE-Lite's distilled MAE (D-MAE, Wang et al., ICML 2023): MAE plus attention distillation from a
+frozen MAE-pretrained teacher during pretraining.
+
+The teacher encodes exactly the student's visible patches (same ``ids_keep``), without gradients and
+always in eval mode. The student's pre-softmax attention logits of one block, mapped across heads by a
+1×1 convolution, are matched to the teacher's logits of its corresponding block with MSE. An optional
+hidden-feature term matches the student's final (normed) tokens, through a linear map, to the
+teacher's; it is off by default, as in MAE-Lite.
+"""
+from typing import Dict, List, Optional, Union
+
+import torch
+import torch.nn.functional as F
+from mmpretrain.registry import MODELS
+from torch import Tensor, nn
+
+from ...registry import register_model
+from .mae import MaskedAutoencoder, first_view
+
+
+@register_model(scopes=('mmpretrain',))
+class DistilledMAE(MaskedAutoencoder):
+    """Args (besides :class:`MaskedAutoencoder`'s):
+        teacher: backbone config of the teacher with ``forward_masked_with_logits``, normally
+            ``dict(type='ViT', arch='base', init_cfg=dict(type='Pretrained', checkpoint=...))``;
+            its weights are loaded by ``init_weights`` (the runner calls it before training).
+        student_block / teacher_block: blocks whose logits are matched (MAE-Lite: the last, -1).
+        attn_loss_weight: weight of the attention term (MAE-Lite: 1.0).
+        hidden_loss_weight: weight of the hidden-feature term; 0 (default) builds no adapter.
+    The logits' token count must agree, i.e. student and teacher share patch size and prefix tokens.
+    """
+
+    def __init__(self, backbone: Dict, neck: Dict, teacher: Dict, student_block: int = -1,
+                 teacher_block: int = -1, attn_loss_weight: float = 1.0,
+                 hidden_loss_weight: float = 0.0, mask_ratio: float = 0.75, norm_pix: bool = True,
+                 data_preprocessor: Optional[Dict] = None, init_cfg=None):
+        super().__init__(backbone, neck, mask_ratio, norm_pix, data_preprocessor, init_cfg)
+        self.teacher = teacher if isinstance(teacher, nn.Module) else MODELS.build(teacher)
+        if self.teacher.patch_size != self.backbone.patch_size:
+            raise ValueError(f'DistilledMAE: teacher patch {self.teacher.patch_size} != student '
+                             f'patch {self.backbone.patch_size}; both must see the same patches')
+        self.teacher.requires_grad_(False)
+        self.teacher.eval()
+        self.student_block = student_block % self.backbone.depth
+        self.teacher_block = teacher_block % self.teacher.depth
+        self.attn_loss_weight = attn_loss_weight
+        self.hidden_loss_weight = hidden_loss_weight
+        # 1×1 conv over the head axis of (B, heads, T, T) logits; used even for equal head counts
+        # (MAE-Lite does), keyed by the student block so converted MAE-Lite adapters load
+        self.attn_adapters = nn.ModuleDict({str(self.student_block): nn.Conv2d(
+            self.backbone.num_heads, self.teacher.num_heads, 1, bias=False)})
+        self.hidden_adapter = nn.Linear(self.backbone.embed_dims, self.teacher.embed_dims,
+                                        bias=False) if hidden_loss_weight > 0 else None
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.teacher.eval()  # frozen statistics and no drop path, whatever the runner asks
+        return self
+
+    def loss(self, inputs: Union[Tensor, List[Tensor]], data_samples=None, **kwargs
+             ) -> Dict[str, Tensor]:
+        """inputs: (B, C, H, W). Returns ``loss_rec``, ``loss_attn`` (and ``loss_hidden``);
+        mmengine sums every key containing ``loss``."""
+        x = first_view(inputs)
+        mask = self.draw_mask(x)
+        tokens, ids_keep, (s_logits,) = self.backbone.forward_masked_with_logits(
+            x, mask, (self.student_block,))
+        grid = (x.shape[2] // self.patch_size, x.shape[3] // self.patch_size)
+        pred = self.neck(tokens, ids_keep, grid, self.backbone.num_prefix_tokens)
+        losses = dict(loss_rec=self.reconstruction_loss(x, pred, mask))
+
+        with torch.no_grad():  # the teacher sees exactly the student's visible patches
+            t_tokens, _, (t_logits,) = self.teacher.forward_masked_with_logits(
+                x, mask, (self.teacher_block,))
+        s_attn = self.attn_adapters[str(self.student_block)](s_logits)  # (B, h_t, T, T)
+        losses['loss_attn'] = self.attn_loss_weight * F.mse_loss(s_attn.float(), t_logits.float())
+        if self.hidden_adapter is not None:
+            losses['loss_hidden'] = self.hidden_loss_weight * F.mse_loss(
+                self.hidden_adapter(tokens).float(), t_tokens.float())
+        return losses

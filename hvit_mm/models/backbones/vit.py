@@ -1,0 +1,334 @@
+"""Plain ViT (MAE / MAE-Lite / timm layout) for classification, dense tasks and MIM pretraining.
+
+Parameter names are timm's (``patch_embed.proj``, ``cls_token``, ``pos_embed``, ``blocks.N.*``,
+``norm``, ``fc_norm``), so official MAE and timm ViT weights load without renaming; MAE-Lite files only
+lose their ``module.model.`` prefix (see ``hvit_mm.checkpoints``).
+
+Token layout: one cls token followed by the H/p × W/p patch tokens in raster order,
+``(B, 1 + N, C)``. ``pos_embed`` is the fixed 2-D sin-cos table of official MAE, stored at the
+``img_size`` grid as ``(1, 1 + N, C)`` (the shape of the official files) and resampled bicubically in
+forward when the input grid differs.
+"""
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+from mmengine.model import BaseModule
+from torch import Tensor, nn
+
+from ...checkpoints import load_pretrained, select_prefix
+from ...registry import register_model
+from ..layers import Attention, Block, resample_abs, sincos_2d
+from ..masking import Mask, gather_tokens
+
+NUM_PREFIX = 1  # the cls token
+
+
+def relative_position_index(grid_hw: Tuple[int, int]) -> Tensor:
+    """BEiT-style index into a relative-position table for ``1 + H·W`` tokens (cls first).
+
+    Patch pairs index the ``(2H-1)·(2W-1)`` relative offsets; the last three rows of the table are
+    the cls→patch, patch→cls and cls→cls biases. Returns (1 + H·W, 1 + H·W) long.
+    """
+    h, w = grid_hw
+    ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing='ij')
+    ys, xs = ys.flatten(), xs.flatten()
+    dy = ys[:, None] - ys[None, :] + (h - 1)  # (N, N) in [0, 2h-2]
+    dx = xs[:, None] - xs[None, :] + (w - 1)
+    num_rel = (2 * h - 1) * (2 * w - 1)
+    index = torch.empty(h * w + 1, h * w + 1, dtype=torch.long)
+    index[1:, 1:] = dy * (2 * w - 1) + dx
+    index[0, :] = num_rel        # cls attends to patches
+    index[:, 0] = num_rel + 1    # patches attend to cls
+    index[0, 0] = num_rel + 2
+    return index
+
+
+class RelPosAttention(Attention):
+    """:class:`Attention` plus a learned per-head relative position bias (MAE-Lite's RPE variant).
+
+    The table sits at ``attn.relative_position_bias_table`` as in timm's Beit. The bias is computed
+    by :meth:`position_bias` and handed to the shared core through ``bias=``; no second core.
+    """
+
+    def __init__(self, dim: int, num_heads: int, grid_hw: Tuple[int, int], qkv_bias: bool = True):
+        super().__init__(dim, num_heads, qkv_bias=qkv_bias)
+        self.grid_hw = tuple(grid_hw)
+        num_rel = (2 * grid_hw[0] - 1) * (2 * grid_hw[1] - 1) + 3
+        # zero init: the model starts as the plain ViT it was pretrained as
+        self.relative_position_bias_table = nn.Parameter(torch.zeros(num_rel, num_heads))
+        self.register_buffer('relative_position_index', relative_position_index(grid_hw),
+                             persistent=False)
+
+    def position_bias(self, grid_hw: Tuple[int, int], ids_keep: Optional[Tensor] = None) -> Tensor:
+        """Bias for the cls token plus all patches (``ids_keep`` None) or the kept ones.
+
+        Returns (1, heads, 1+N, 1+N) or, with ``ids_keep`` (B, K), (B, heads, 1+K, 1+K).
+        """
+        if tuple(grid_hw) != self.grid_hw:
+            raise ValueError(f'relative position bias was built for a {self.grid_hw} grid, got '
+                             f'{tuple(grid_hw)}; use img_size matching the input')
+        index = self.relative_position_index
+        if ids_keep is None:
+            return self.relative_position_bias_table[index].permute(2, 0, 1)[None]
+        rows = torch.cat([ids_keep.new_zeros(ids_keep.shape[0], 1), ids_keep + NUM_PREFIX], 1)
+        sub = index[rows[:, :, None], rows[:, None, :]]  # (B, 1+K, 1+K)
+        return self.relative_position_bias_table[sub].permute(0, 3, 1, 2)
+
+
+@register_model()
+class ViT(BaseModule):
+    """Plain Vision Transformer with MAE's fixed sin-cos position embedding.
+
+    Args:
+        arch: a key of :attr:`arch_zoo` or a dict with ``embed_dims``, ``depth``, ``num_heads``
+            (optional ``mlp_ratio``, ``patch_size``).
+        img_size: image size the position table is stored for (int or (H, W)).
+        patch_size: patch side; the arch's (16; 14 for huge) when None.
+        in_channels: image channels.
+        drop_path_rate: stochastic depth, increasing linearly over the blocks up to this rate.
+        out_indices: blocks whose outputs :meth:`forward` returns (negative counts from the end).
+        out_type: ``'featmap'`` (B, C, H/p, W/p) maps, ``'cls_token'`` (B, C) after ``norm``, or
+            ``'avg_featmap'`` (B, C): mean of the patch tokens through ``fc_norm`` (MAE fine-tuning).
+        final_norm: keep ``norm`` after the last block (MAE drops it when fine-tuning globally pooled).
+        rel_pos_bias: per-block BEiT-style relative position bias (MAE-Lite's RPE fine-tuning).
+        qkv_bias: bias on the qkv projections.
+        norm_eps: LayerNorm epsilon (1e-6 in MAE and timm).
+        frozen_stages: freeze the stem and the first ``frozen_stages`` blocks (``depth``: all, for
+            linear probing; then ``norm`` too).
+        init_cfg: ``dict(type='Pretrained', checkpoint=..., prefix=...)`` loads a checkpoint of any
+            registered format strictly (see :meth:`init_weights`).
+    """
+    arch_zoo = {
+        # MAE-Lite's ViT-Tiny: DeiT-Tiny's width with 12 heads (head dim 16) instead of 3
+        **dict.fromkeys(['t', 'tiny', 'mae-lite-tiny'],
+                        dict(embed_dims=192, depth=12, num_heads=12)),
+        # MAE-Lite's ViT-Small has 12 heads; DeiT-S / timm's vit_small use 6 ('deit-small')
+        **dict.fromkeys(['s', 'small', 'mae-lite-small'],
+                        dict(embed_dims=384, depth=12, num_heads=12)),
+        'deit-tiny': dict(embed_dims=192, depth=12, num_heads=3),
+        'deit-small': dict(embed_dims=384, depth=12, num_heads=6),
+        **dict.fromkeys(['b', 'base'], dict(embed_dims=768, depth=12, num_heads=12)),
+        **dict.fromkeys(['l', 'large'], dict(embed_dims=1024, depth=24, num_heads=16)),
+        **dict.fromkeys(['h', 'huge'], dict(embed_dims=1280, depth=32, num_heads=16, patch_size=14)),
+    }
+    OUT_TYPES = ('featmap', 'cls_token', 'avg_featmap')
+    num_prefix_tokens = NUM_PREFIX
+
+    def __init__(self, arch: Union[str, Dict] = 'base', img_size: Union[int, Tuple[int, int]] = 224,
+                 patch_size: Optional[int] = None, in_channels: int = 3,
+                 drop_path_rate: float = 0.0, out_indices: Union[int, Sequence[int]] = -1,
+                 out_type: str = 'featmap', final_norm: bool = True, rel_pos_bias: bool = False,
+                 qkv_bias: bool = True, norm_eps: float = 1e-6, frozen_stages: int = -1,
+                 init_cfg: Optional[Union[Dict, List[Dict]]] = None):
+        super().__init__(init_cfg=init_cfg)
+        if isinstance(arch, str):
+            if arch not in self.arch_zoo:
+                raise KeyError(f'ViT: unknown arch {arch!r}; choose from {sorted(self.arch_zoo)} '
+                               'or pass a dict(embed_dims=, depth=, num_heads=)')
+            arch = self.arch_zoo[arch]
+        missing = {'embed_dims', 'depth', 'num_heads'} - set(arch)
+        if missing:
+            raise KeyError(f'ViT: arch dict lacks {sorted(missing)}')
+        if out_type not in self.OUT_TYPES:
+            raise ValueError(f'ViT: out_type must be one of {self.OUT_TYPES}, got {out_type!r}')
+        self.embed_dims = C = arch['embed_dims']
+        self.depth = depth = arch['depth']
+        self.num_heads = arch['num_heads']
+        self.patch_size = p = patch_size or arch.get('patch_size', 16)
+        self.img_size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
+        self.grid_size = (self.img_size[0] // p, self.img_size[1] // p)
+        self.out_type = out_type
+        out_indices = [out_indices] if isinstance(out_indices, int) else list(out_indices)
+        self.out_indices = sorted(i % depth for i in out_indices)
+        self.frozen_stages = frozen_stages
+
+        norm = lambda dim: nn.LayerNorm(dim, eps=norm_eps)  # noqa: E731
+        self.patch_embed = nn.Module()
+        self.patch_embed.proj = nn.Conv2d(in_channels, C, p, stride=p)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, C))
+        # fixed, yet a parameter (not a buffer) so checkpoints carry it as the official files do
+        self.pos_embed = nn.Parameter(sincos_2d(self.grid_size, C, NUM_PREFIX), requires_grad=False)
+        dpr = torch.linspace(0, drop_path_rate, depth).tolist()
+        mlp_ratio = arch.get('mlp_ratio', 4.0)
+        self.blocks = nn.ModuleList()
+        for i in range(depth):
+            blk = Block(C, self.num_heads, mlp_ratio, qkv_bias, dpr[i], norm)
+            if rel_pos_bias:
+                blk.attn = RelPosAttention(C, self.num_heads, self.grid_size, qkv_bias)
+            self.blocks.append(blk)
+        self.rel_pos_bias = rel_pos_bias
+        self.norm = norm(C) if final_norm else nn.Identity()
+        self.fc_norm = norm(C) if out_type == 'avg_featmap' else nn.Identity()
+        self.feature_info = [dict(num_chs=C, reduction=p, module=f'blocks.{i}')
+                             for i in self.out_indices]
+        self._init_mae()
+        self._freeze()
+
+    # ------------------------------------------------------------------ init / loading
+    def _init_mae(self) -> None:
+        """Official MAE initialisation (xavier-uniform linears and patch projection, cls N(0, .02))."""
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        w = self.patch_embed.proj.weight
+        nn.init.xavier_uniform_(w.view(w.shape[0], -1))  # as a linear over flattened patches
+        nn.init.zeros_(self.patch_embed.proj.bias)
+        nn.init.normal_(self.cls_token, std=0.02)
+
+    def init_weights(self) -> None:
+        """``init_cfg=dict(type='Pretrained', checkpoint, prefix=None)``: strict load of any format
+        ``hvit_mm.checkpoints.to_hvit`` knows; the position table is resampled to ``img_size``;
+        ``fc_norm`` / relative position tables may be new, a dropped ``norm`` may be extra."""
+        cfg = self.init_cfg
+        if not (isinstance(cfg, dict) and cfg.get('type') == 'Pretrained'):
+            return super().init_weights()
+        own = self.state_dict()
+        allow_missing = [k for k in ('fc_norm.',) if k + 'weight' in own]
+        allow_missing += [k for k in own if k.endswith('relative_position_bias_table')]
+        allow_unexpected = [] if 'norm.weight' in own else ['norm.']
+        if 'fc_norm.weight' not in own:
+            allow_unexpected.append('fc_norm.')  # a fine-tuned file loaded for dense tasks
+        load_pretrained(self, cfg['checkpoint'], prefix=cfg.get('prefix'), fmt=cfg.get('fmt', 'auto'),
+                        sha256=cfg.get('sha256'), adapt=self.adapt_state_dict,
+                        allow_missing=allow_missing, allow_unexpected=allow_unexpected)
+        self._is_init = True
+
+    def adapt_state_dict(self, sd: Dict) -> Dict:
+        """Converted (``backbone.*``-namespaced or bare) dict -> this backbone's keys, with
+        ``pos_embed`` resampled from the checkpoint's grid to ``img_size``'s. Input not mutated."""
+        if any(k.startswith('backbone.') for k in sd):
+            sd = select_prefix(sd, 'backbone.')
+        sd = {k: v for k, v in sd.items() if not k.startswith('head.')}
+        pe = sd.get('pos_embed')
+        if pe is not None and pe.shape[1] != self.pos_embed.shape[1]:
+            sd['pos_embed'] = resample_abs(pe, self.grid_size, num_prefix=NUM_PREFIX)
+        return sd
+
+    def _freeze(self) -> None:
+        if self.frozen_stages < 0:
+            return
+        frozen = [self.patch_embed, *self.blocks[:self.frozen_stages]]
+        if self.frozen_stages >= self.depth:
+            frozen.append(self.norm)
+        for m in frozen:
+            m.eval()
+            for param in m.parameters():
+                param.requires_grad = False
+        self.cls_token.requires_grad = False
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._freeze()  # frozen parts stay in eval (no dropout / drop path)
+        return self
+
+    # ------------------------------------------------------------------ optimiser contract
+    def get_layer_depth(self, param_name: str, prefix: str = '') -> Tuple[int, int]:
+        """``(layer_id, num_layers)`` for layer-wise lr decay, ``num_layers = depth + 2``:
+        cls_token / pos_embed / patch_embed -> 0, ``blocks.i`` -> i + 1, the rest -> depth + 1."""
+        num_layers = self.depth + 2
+        if not param_name.startswith(prefix):
+            return num_layers - 1, num_layers
+        name = param_name[len(prefix):]
+        if name in ('cls_token', 'pos_embed') or name.startswith('patch_embed'):
+            return 0, num_layers
+        if name.startswith('blocks.'):
+            return int(name.split('.')[1]) + 1, num_layers
+        return num_layers - 1, num_layers
+
+    def no_weight_decay(self) -> set:
+        """Parameter names (no prefix) excluded from weight decay."""
+        names = {'pos_embed', 'cls_token'}
+        if self.rel_pos_bias:
+            names |= {f'blocks.{i}.attn.relative_position_bias_table' for i in range(self.depth)}
+        return names
+
+    # ------------------------------------------------------------------ forward
+    def embed(self, x: Tensor) -> Tuple[Tensor, Tuple[int, int]]:
+        """Shared stem. x: (B, C_in, H, W) -> patch tokens with position added (B, N, C), grid (h, w)."""
+        x = self.patch_embed.proj(x)  # (B, C, h, w)
+        hw = (x.shape[2], x.shape[3])
+        pos = resample_abs(self.pos_embed, hw, self.grid_size, NUM_PREFIX)
+        return x.flatten(2).transpose(1, 2) + pos[:, NUM_PREFIX:], hw
+
+    def _with_cls(self, patches: Tensor) -> Tensor:
+        """(B, K, C) -> (B, 1 + K, C) with the cls token (plus its position row) in front."""
+        cls = (self.cls_token + self.pos_embed[:, :NUM_PREFIX]).expand(patches.shape[0], -1, -1)
+        return torch.cat([cls, patches], dim=1)
+
+    def _run_blocks(self, x: Tensor, hw: Tuple[int, int], ids_keep: Optional[Tensor] = None,
+                    logit_blocks: Sequence[int] = (), taps: Sequence[int] = ()
+                    ) -> Tuple[Tensor, List[Tensor], List[Tensor]]:
+        """The block loop. Only blocks in ``logit_blocks`` take the explicit attention path (and
+        return their pre-softmax logits); the others stay fused. Returns the last tokens, the logits
+        (B, heads, T, T) of ``logit_blocks`` and the outputs (B, T, C) of blocks in ``taps``."""
+        logits, outs = [], []
+        for i, blk in enumerate(self.blocks):
+            bias = blk.attn.position_bias(hw, ids_keep) if self.rel_pos_bias else None
+            if i in logit_blocks:
+                x, lg = blk.forward_with_logits(x, bias)
+                logits.append(lg)
+            else:
+                x = blk(x, bias)
+            if i in taps:
+                outs.append(self.norm(x) if i == self.depth - 1 else x)
+        return x, logits, outs
+
+    def _format(self, x: Tensor, hw: Tuple[int, int]) -> Tensor:
+        """(B, 1 + N, C) tokens of one out index -> the ``out_type`` tensor."""
+        if self.out_type == 'cls_token':
+            return x[:, 0]
+        if self.out_type == 'avg_featmap':
+            return self.fc_norm(x[:, NUM_PREFIX:].mean(dim=1))
+        B, _, C = x.shape
+        return x[:, NUM_PREFIX:].transpose(1, 2).reshape(B, C, hw[0], hw[1])  # (B, C, h, w)
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
+        """x: (B, C_in, H, W), H and W multiples of the patch size.
+
+        Returns one tensor per ``out_indices`` entry: (B, C, H/p, W/p) for ``'featmap'``, (B, C) for
+        ``'cls_token'`` / ``'avg_featmap'``. The last block's output goes through ``norm`` first.
+        """
+        patches, hw = self.embed(x)
+        _, _, outs = self._run_blocks(self._with_cls(patches), hw, taps=self.out_indices)
+        return tuple(self._format(o, hw) for o in outs)
+
+    def forward_masked(self, x: Tensor, mask: Mask) -> Tuple[Tensor, Tensor]:
+        """MAE encoder: only the visible patches (``mask.visible`` True) are embedded and attended.
+
+        Args:
+            x: (B, C_in, H, W). mask: a :class:`Mask` over the (H/p)·(W/p) patches.
+        Returns:
+            tokens (B, 1 + K, C) after ``norm`` (cls first, then the K visible patches in
+            ``ids_keep`` order) and ``mask.ids_keep`` (B, K), the raster index of each.
+        """
+        tokens, ids, _ = self.forward_masked_with_logits(x, mask, ())
+        return tokens, ids
+
+    def forward_masked_with_logits(self, x: Tensor, mask: Mask, logit_blocks: Sequence[int] = (-1,)
+                                   ) -> Tuple[Tensor, Tensor, List[Tensor]]:
+        """:meth:`forward_masked` that also returns the pre-softmax attention logits
+        (B, heads, 1 + K, 1 + K) of ``logit_blocks`` (MAE-Lite distillation), in block order."""
+        patches, hw = self.embed(x)
+        patches = gather_tokens(patches, mask.ids_keep)  # (B, K, C)
+        want = {i % self.depth for i in logit_blocks}
+        tokens, logits, _ = self._run_blocks(self._with_cls(patches), hw, mask.ids_keep, want)
+        return self.norm(tokens), mask.ids_keep, logits
+
+    def forward_replaced(self, x: Tensor, replace: Tensor, token: Tensor) -> Tensor:
+        """Dense masked encoding (SimMIM-style): every patch embedding where ``replace`` (B, N) bool
+        is True becomes ``token`` (1, 1, C) before position is added; all tokens are encoded.
+
+        Returns (B, 1 + N, C) after ``norm``.
+        """
+        emb = self.patch_embed.proj(x)
+        hw = (emb.shape[2], emb.shape[3])
+        emb = emb.flatten(2).transpose(1, 2)  # (B, N, C)
+        emb = torch.where(replace[..., None], token.to(emb.dtype), emb)
+        emb = emb + resample_abs(self.pos_embed, hw, self.grid_size, NUM_PREFIX)[:, NUM_PREFIX:]
+        tokens, _, _ = self._run_blocks(self._with_cls(emb), hw)
+        return self.norm(tokens)

@@ -1,0 +1,2 @@
+"""Necks: MAE-style decoders and dense-task pyramids."""
+from .mae_decoder import MAEDecoder  # noqa: F401,E402

@@ -1,0 +1,220 @@
+"""One tiny override for every config under configs/: small widths, small images, toy data, 2 iters.
+
+``TINY_ARCH`` maps a model ``type`` (backbone, neck, head, algorithm) to the constructor arguments
+that make it tiny; ``tiny_override`` applies them wherever that type appears in ``cfg.model``, then
+derives the channels of the layers that consume the backbone's outputs from a real forward pass.
+"""
+# -- tiny constructor arguments per model type (add one entry per new type) -----------------------
+TINY_ARCH = {
+    # issue 3 (MAE / MAE-Lite): encoder, decoder (its encoder width/patch/grid follow the backbone)
+    'ViT': dict(arch=dict(embed_dims=32, depth=2, num_heads=2), img_size=64, patch_size=16),
+    'MAEDecoder': dict(decoder_embed_dims=32, decoder_depth=1, decoder_num_heads=2),
+    # HPViT: 4 blocks with a pool after each of the first three (4 stages), 4-token windows
+    'HPViT': dict(arch=dict(embed_dims=32, depth=4, num_heads=2, pool_after=(0, 1, 2)),
+                  window_size=4),
+    # Hiera (issue 5): 4 stages of one block, 16..128 channels; HieraMAE: a 1-block 32-d decoder
+    'Hiera': dict(arch=dict(embed_dims=16, num_heads=1, stages=(1, 1, 1, 1)), img_size=64),
+    'HieraMAE': dict(decoder_embed_dims=32, decoder_depth=1, decoder_num_heads=2),
+    # HTC++ box heads (configs/_base_/models/htcpp_fpn.py): 4 convs of 256 ch on 512 RoIs x 3 stages
+    # are most of a CPU iteration; narrow convs keep the heads' structure
+    'ConvFCBBoxHead': dict(conv_out_channels=32, fc_out_channels=64),
+}
+# ---------------------------------------------------------------------------------------------------
+
+import copy  # noqa: E402
+import os.path as osp  # noqa: E402
+
+import torch  # noqa: E402
+from mmengine.config import Config, ConfigDict  # noqa: E402
+
+IMG = 64            # classification / pretraining crops (a multiple of 32 and of 16)
+DET = (128, 96)     # detection scale (w, h)
+SEG = (64, 64)      # segmentation crop (h, w)
+
+# dataset type -> toy data_root relative to the toy root (same on-disk layout as the real sets)
+TOY_ROOTS = {'ImageNet': 'imagenet', 'CustomDataset': 'imagenet', 'CocoDataset': 'coco',
+             'ADE20KDataset': 'ade/ADEChallengeData2016', 'CityscapesDataset': 'cityscapes'}
+TOY_IMAGENET_CLASSES = ('circle', 'square', 'triangle', 'star')
+
+
+def _walk(node, fn):
+    """Apply ``fn(dict)`` to every dict in a nested config, depth first."""
+    if isinstance(node, dict):
+        fn(node)
+        for v in list(node.values()):
+            _walk(v, fn)
+    elif isinstance(node, (list, tuple)):
+        for v in node:
+            _walk(v, fn)
+
+
+def _shrink_sizes(t: dict) -> None:
+    """Transforms and preprocessors: every image size becomes toy-sized, keeping aspect ratios."""
+    kind = t.get('type', '')
+    if kind in ('RandomResizedCrop', 'CenterCrop', 'ResizeEdge', 'RandomCrop', 'Resize',
+                'RandomResize', 'RandomChoiceResize', 'Pad', 'BatchFixedSizePad', 'FixShapeResize',
+                'RandomCenterCropPad', 'RandAugment', 'Mixup', 'CutMix', 'RandomErasing',
+                'ResizeShortestEdge', 'FixScaleResize') or 'size' in t or 'crop_size' in t:
+        for key in ('scale', 'img_scale', 'crop_size', 'size', 'width', 'height', 'img_size'):
+            if key in t and t[key] is not None:
+                t[key] = _small(t[key], kind)
+
+
+def _small(value, kind):
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value <= 8:
+            return value
+        return IMG if value <= 448 else 2 * IMG
+    if isinstance(value, (list, tuple)):
+        if all(isinstance(v, (int, float)) for v in value) and len(value) == 2:
+            big = max(value)
+            if big <= 8:
+                return value
+            f = max(DET) / big
+            return type(value)(max(32, int(round(v * f / 32)) * 32) for v in value)
+        return type(value)(_small(v, kind) for v in value)
+    return value
+
+
+def _point_data_at_toy(cfg, toy_root: str) -> None:
+    for phase in ('train', 'val', 'test'):
+        loader = cfg.get(f'{phase}_dataloader')
+        if not loader:
+            continue
+        loader.update(batch_size=2, num_workers=0, persistent_workers=False)
+        loader.pop('prefetch_factor', None)
+
+        def redirect(ds):
+            kind = ds.get('type')
+            if kind in TOY_ROOTS and ('data_root' in ds or 'ann_file' in ds):
+                ds['data_root'] = osp.join(toy_root, TOY_ROOTS[kind])
+                if kind in ('ImageNet', 'CustomDataset'):
+                    ds['metainfo'] = dict(classes=TOY_IMAGENET_CLASSES)
+                    if ds.get('split') is None and ds.get('ann_file') is None and kind == 'ImageNet':
+                        ds['split'] = 'train' if phase == 'train' else 'val'
+                if kind == 'CocoDataset':
+                    ds.pop('filter_cfg', None)
+        _walk(loader.get('dataset'), redirect)
+    for phase in ('val', 'test'):
+        ev = cfg.get(f'{phase}_evaluator')
+        for e in ev if isinstance(ev, (list, tuple)) else [ev]:
+            if isinstance(e, dict) and 'ann_file' in e:
+                e['ann_file'] = osp.join(toy_root, 'coco', 'annotations', 'instances_val2017.json')
+
+
+def _shrink_model(model: dict) -> None:
+    def apply(d):
+        extra = TINY_ARCH.get(d.get('type'))
+        if extra:
+            for k, v in copy.deepcopy(extra).items():
+                d[k] = v
+        init = d.get('init_cfg')
+        if isinstance(init, dict) and init.get('type') == 'Pretrained':
+            d['init_cfg'] = None  # no downloads / no files from other runs
+        for key in [k for k, v in d.items() if k.endswith('checkpoint') and isinstance(v, str)]:
+            d[key] = None
+        if d.get('pretrained') and isinstance(d['pretrained'], str):
+            d['pretrained'] = None
+        if d.get('type') == 'SyncBN':
+            d['type'] = 'BN'
+    _walk(model, apply)
+
+
+def _backbone_channels(backbone_cfg: dict, scope: str):
+    """Channels of every backbone output, from a forward pass of the tiny backbone."""
+    from mmengine.registry import DefaultScope, init_default_scope
+    registry = __import__(f'{scope}.registry', fromlist=['MODELS']).MODELS
+    with DefaultScope.overwrite_default_scope(scope) if DefaultScope.get_current_instance() \
+            else _Noop():
+        init_default_scope(scope)
+        net = registry.build(copy.deepcopy(backbone_cfg))
+    net.eval()
+    with torch.no_grad():
+        outs = net(torch.zeros(1, 3, IMG, IMG))
+    outs = outs if isinstance(outs, (list, tuple)) else [outs]
+    # 4-D maps, or pooled (B, C) vectors of classification backbones (ViT out_type='avg_featmap')
+    return [o.shape[1] for o in outs if torch.is_tensor(o) and o.ndim in (2, 4)]
+
+
+class _Noop:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _follow_backbone(model: dict, scope: str) -> None:
+    """Set the input channels of necks/heads that read the backbone, for a changed backbone."""
+    backbone = model.get('backbone')
+    if not backbone or backbone.get('type') not in TINY_ARCH:
+        return
+    chans = _backbone_channels(backbone, scope)
+    if not chans:
+        return
+    neck = model.get('neck')
+    for n in neck if isinstance(neck, (list, tuple)) else [neck]:
+        if isinstance(n, dict) and 'in_channels' in n and n.get('type') not in TINY_ARCH:
+            n['in_channels'] = chans if isinstance(n['in_channels'], (list, tuple)) else chans[-1]
+            break
+    else:
+        if neck is None or all(not isinstance(n, dict) for n in [neck]):
+            head = model.get('head') or model.get('decode_head')
+            if isinstance(head, dict) and 'in_channels' in head and head.get('type') not in TINY_ARCH:
+                if isinstance(head['in_channels'], (list, tuple)):
+                    head['in_channels'] = [chans[i] for i in head.get('in_index', range(len(chans)))]
+                else:
+                    head['in_channels'] = chans[head.get('in_index', -1)]
+    for n in neck if isinstance(neck, (list, tuple)) else [neck]:
+        if isinstance(n, dict) and 'input_features' in n:  # width-preserving ClsBatchNormNeck
+            n['input_features'] = chans[-1]
+            head = model.get('head')
+            if isinstance(head, dict) and 'in_channels' in head:
+                head['in_channels'] = chans[-1]
+        if isinstance(n, dict) and n.get('type') == 'GlobalAveragePooling':  # width-preserving
+            head = model.get('head')
+            if isinstance(head, dict) and 'in_channels' in head:
+                head['in_channels'] = chans[-1]
+    aux = model.get('auxiliary_head')
+    for a in aux if isinstance(aux, (list, tuple)) else [aux]:
+        if isinstance(a, dict) and 'in_channels' in a and model.get('neck') is None:
+            a['in_channels'] = chans[a.get('in_index', -1)]
+
+
+def tiny_override(cfg: Config, toy_root: str, iters: int = 2) -> Config:
+    """Return a copy of ``cfg`` that trains ``iters`` iterations on the toy data and validates."""
+    cfg = copy.deepcopy(cfg)
+    scope = cfg.get('default_scope', 'mmengine')
+    _walk(cfg._cfg_dict, _shrink_sizes)
+    _point_data_at_toy(cfg, toy_root)
+    _shrink_model(cfg.model)
+    _follow_backbone(cfg.model, scope)
+    rcnn = (cfg.model.get('test_cfg') or {}).get('rcnn')
+    if isinstance(rcnn, dict) and 'score_thr' in rcnn:
+        rcnn['score_thr'] = 0.0  # after 2 iterations no score passes 0.05: COCO AP would be empty
+    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=iters,
+                         val_interval=iters if cfg.get('val_cfg') else iters + 1)
+    cfg.param_scheduler = []  # epoch-based schedules do not fit 2 iterations
+    cfg.auto_scale_lr = dict(enable=False, base_batch_size=2)
+    wrapper = cfg.optim_wrapper
+    if wrapper.get('type') == 'AmpOptimWrapper' and not torch.cuda.is_available():
+        wrapper.type = 'OptimWrapper'
+        for key in ('loss_scale', 'dtype', 'use_fsdp'):
+            wrapper.pop(key, None)
+    wrapper.pop('accumulative_counts', None)
+    hooks = cfg.default_hooks
+    hooks.logger = dict(type='LoggerHook', interval=1)
+    hooks.checkpoint = dict(type='CheckpointHook', interval=iters, by_epoch=False,
+                            max_keep_ckpts=1)
+    hooks.pop('visualization', None)
+    cfg.custom_hooks = [h for h in cfg.get('custom_hooks', [])
+                        if h.get('type') not in ('EMAHook', 'SwAVHook')]
+    cfg.log_processor = dict(cfg.get('log_processor', {}), by_epoch=False)
+    cfg.load_from, cfg.resume = None, False
+    cfg.env_cfg = dict(cfg.get('env_cfg', {}), cudnn_benchmark=False,
+                       mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0))
+    cfg.pop('visualizer', None)
+    return cfg
+
+
+__all__ = ['TINY_ARCH', 'tiny_override', 'ConfigDict']
