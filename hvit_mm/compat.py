@@ -126,7 +126,25 @@ def _cpu_aware_init_dist():
     MMDistributedDataParallel.__init__ = __init__
 
 
+def _collate_without_scope():
+    from mmengine.runner import Runner
+    original = Runner.build_dataloader
+    if getattr(original, '_hvit_mm', False):
+        return
+
+    def build_dataloader(dataloader, seed=None, diff_rank_seed=False):
+        collate = dataloader.get('collate_fn') if isinstance(dataloader, dict) else None
+        if isinstance(collate, dict) and '_scope_' in collate:
+            dataloader = dict(dataloader)
+            dataloader['collate_fn'] = {k: v for k, v in collate.items() if k != '_scope_'}
+        return original(dataloader, seed=seed, diff_rank_seed=diff_rank_seed)
+
+    build_dataloader._hvit_mm = True
+    Runner.build_dataloader = staticmethod(build_dataloader)
+
+
 allow_mmengine_checkpoints()
+_collate_without_scope()
 _cpu_aware_init_dist()
 _atomic_local_backend()
 _safe_resume_lookup()

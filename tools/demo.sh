@@ -8,3 +8,9 @@ $PY tools/dataset_converters/make_toy_datasets.py data/toy
 echo "== stock mmpretrain ResNet-18 on the toy ImageNet (4 shape classes)"
 $PY tools/train.py configs/toy/resnet18_1xb16-toy_in1k.py --work-dir "$OUT/resnet18" \
     --cfg-options train_cfg.max_epochs=10 train_cfg.val_interval=10
+echo "== MAE pretraining of a small ViT on the toy ImageNet (a few CPU minutes)"
+MAE_CFG=configs/mae/mae_vit-tiny-p8_1xb32-coslr-600i_toy-in1k.py
+$PY tools/train.py $MAE_CFG --work-dir "$OUT/mae"
+$PY tools/visualization/vis_reconstruction.py $MAE_CFG "$OUT/mae/iter_600.pth" data/toy/imagenet/val \
+    --out "$OUT/mae/reconstruction.png"
+echo "== done: $OUT/resnet18 (top-1 in its log), $OUT/mae/reconstruction.png"

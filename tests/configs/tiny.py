@@ -7,7 +7,8 @@ derives the channels of the layers that consume the backbone's outputs from a re
 # -- tiny constructor arguments per model type (add one entry per new type) -----------------------
 TINY_ARCH = {
     # issue 3 (MAE / MAE-Lite): encoder, decoder (its encoder width/patch/grid follow the backbone)
-    'ViT': dict(arch=dict(embed_dims=32, depth=2, num_heads=2), img_size=64, patch_size=16),
+    'ViT': dict(arch=dict(embed_dims=32, depth=2, num_heads=2), img_size=64, patch_size=16,
+                global_blocks=(1,)),  # dense configs name ViT-B's (2, 5, 8, 11); ignored elsewhere
     'MAEDecoder': dict(decoder_embed_dims=32, decoder_depth=1, decoder_num_heads=2),
     # HPViT: 4 blocks with a pool after each of the first three (4 stages), 4-token windows
     'HPViT': dict(arch=dict(embed_dims=32, depth=4, num_heads=2, pool_after=(0, 1, 2)),
@@ -18,6 +19,8 @@ TINY_ARCH = {
     # HTC++ box heads (configs/_base_/models/htcpp_fpn.py): 4 convs of 256 ch on 512 RoIs x 3 stages
     # are most of a CPU iteration; narrow convs keep the heads' structure
     'ConvFCBBoxHead': dict(conv_out_channels=32, fc_out_channels=64),
+    # ViTDet's 4conv1fc LN box head (configs/vitdet/*)
+    'Shared4Conv1FCBBoxHead': dict(conv_out_channels=32, fc_out_channels=64),
 }
 # ---------------------------------------------------------------------------------------------------
 

@@ -68,3 +68,14 @@ def test_resume_skips_a_dangling_last_checkpoint(tmp_path):
     assert compat.find_latest_checkpoint(str(tmp_path)) == str(tmp_path / 'iter_2.pth')
     import mmengine.runner.runner as runner
     assert runner.find_latest_checkpoint is compat.find_latest_checkpoint
+
+
+def test_collate_fn_inherited_from_a_package_base_builds():
+    from mmengine.dataset import DefaultSampler  # noqa: F401  (registers the sampler)
+    from mmengine.runner import Runner
+    loader = Runner.build_dataloader(dict(
+        batch_size=2, num_workers=0,
+        sampler=dict(type='DefaultSampler', shuffle=False),
+        collate_fn=dict(type='default_collate', _scope_='mmpretrain'),  # as a mmpretrain:: base gives it
+        dataset=[{'x': torch.tensor(float(i))} for i in range(4)]))
+    assert next(iter(loader))['x'].tolist() == [0.0, 1.0]

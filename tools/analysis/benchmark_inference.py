@@ -68,7 +68,8 @@ def _hiera_suite(arch: str, timm_name: str, official_name: str):
         ours = MODELS.build(dict(
             type='ImageClassifier',
             backbone=dict(type='Hiera', arch=arch, out_indices=(3,), out_type='avg_featmap'),
-            head=dict(type='LinearClsHead', num_classes=1000, in_channels=ref.norm.normalized_shape[0])))
+            head=dict(type='LinearClsHead', num_classes=1000,
+                      in_channels=ref.norm.normalized_shape[0])))
         ours.load_state_dict(convert(sd), strict=True)
         tm = timm.create_model(timm_name, pretrained=False)
         tm_sd = {('head.norm.' + k[5:] if k.startswith('norm.') else
@@ -141,7 +142,7 @@ def render(name: str, title: str, args, device: torch.device, diffs: Dict[str, f
     ips = {k: args.batch / med[k] for k in labels}
     ours = labels[0]
     dtype = 'fp16 autocast' if args.fp16 else 'float32'
-    lines = [f'### {title}: inference, {device.type.upper()}',
+    lines = [f'## {title}: inference, {device.type.upper()}',
              '',
              f'`python tools/analysis/benchmark_inference.py {name} --device {device.type} '
              f'--batch {args.batch} --img {args.img} --rounds {args.rounds}'
@@ -166,7 +167,8 @@ def write_section(path: str, key: str, text: str) -> None:
     old = open(path).read() if os.path.exists(path) else '# Benchmarks\n'
     if begin in old and end in old:
         head, rest = old.split(begin, 1)
-        new = head + block + rest.split(end, 1)[1].lstrip('\n')
+        tail = rest.split(end, 1)[1].lstrip('\n')
+        new = head + block + ('\n' + tail if tail else '')
     else:
         new = old.rstrip('\n') + '\n\n' + block
     tmp = path + '.tmp'
@@ -197,10 +199,12 @@ def main(argv=None) -> None:
     x = torch.randn(args.batch, 3, args.img, args.img, device=device)
     diffs = s.check(x[:2])
     if max(diffs.values()) > args.tol:
-        raise SystemExit(f'outputs differ ({diffs}); not timing models that compute different things')
+        raise SystemExit(f'outputs differ ({diffs}); not timing models that compute different '
+                         'things')
     contenders = s.contenders
     if args.fp16:
-        contenders = [c._replace(run=lambda m, x, run=c.run: _autocast(run, m, x)) for c in contenders]
+        contenders = [c._replace(run=lambda m, x, run=c.run: _autocast(run, m, x))
+                      for c in contenders]
     times = time_interleaved(contenders, x, args.warmup, args.rounds)
     text = render(args.suite, s.title, args, device, diffs, times)
     print(text)

@@ -15,7 +15,6 @@ from typing import Dict, List, Optional, Union
 
 import torch
 from mmpretrain.models.selfsup import BaseSelfSupervisor
-from mmpretrain.registry import MODELS
 from torch import Tensor, nn
 from torch.nn.init import trunc_normal_
 

@@ -18,7 +18,6 @@ grid it was stored at.
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
-import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 from torch import Tensor, nn
@@ -207,7 +206,7 @@ class Hiera(BaseModule):
                              f'{self.num_stages} entries')
         self.out_indices = tuple(sorted({i % self.num_stages for i in out_indices}))
         if out_type not in ('featmap', 'avg_featmap'):
-            raise ValueError(f"Hiera: out_type must be 'featmap' or 'avg_featmap', got {out_type!r}")
+            raise ValueError(f"Hiera: out_type must be 'featmap' or 'avg_featmap', not {out_type!r}")
         if out_type == 'avg_featmap' and self.out_indices != (self.num_stages - 1,):
             raise ValueError("Hiera: out_type='avg_featmap' pools the last stage: set "
                              f'out_indices=({self.num_stages - 1},)')
@@ -254,7 +253,7 @@ class Hiera(BaseModule):
                              'on both sides (pad it, e.g. pad_size_divisor=32)')
 
     def _remaining_levels(self, stage: int) -> int:
-        """Unroll levels still folded in the sequence after ``stage`` (pools done: min(stage, q_pool))."""
+        """Unroll levels still folded in the sequence after ``stage`` (min(stage, q_pool) pooled)."""
         return self.levels - min(stage, self.q_pool)
 
     def embed(self, x: Tensor, mask: Optional[Mask] = None) -> Tensor:

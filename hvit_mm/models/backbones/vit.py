@@ -8,16 +8,23 @@ Token layout: one cls token followed by the H/p × W/p patch tokens in raster or
 ``(B, 1 + N, C)``. ``pos_embed`` is the fixed 2-D sin-cos table of official MAE, stored at the
 ``img_size`` grid as ``(1, 1 + N, C)`` (the shape of the official files) and resampled bicubically in
 forward when the input grid differs.
+
+Dense mode (``window_size > 0``, ViTDet): no cls token; the patch tokens stay a (B, H/p, W/p, C) map
+and every block is a :class:`~hvit_mm.models.layers.MapBlock` attending in ``window_size``² windows,
+except ``global_blocks`` (ViTDet-B: 2, 5, 8, 11), optionally with decomposed relative position
+(``rel_pos_bias=True``). A single stride-16 map comes out; ``SimpleFeaturePyramid`` builds the
+pyramid. Any input size works (windows are padded; position tables are resampled).
 """
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
+import torch.utils.checkpoint as cp
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from ...checkpoints import load_pretrained, select_prefix
 from ...registry import register_model
-from ..layers import Attention, Block, resample_abs, sincos_2d
+from ..layers import Attention, Block, MapBlock, resample_abs, sincos_2d
 from ..masking import Mask, gather_tokens
 
 NUM_PREFIX = 1  # the cls token
@@ -90,7 +97,11 @@ class ViT(BaseModule):
         out_type: ``'featmap'`` (B, C, H/p, W/p) maps, ``'cls_token'`` (B, C) after ``norm``, or
             ``'avg_featmap'`` (B, C): mean of the patch tokens through ``fc_norm`` (MAE fine-tuning).
         final_norm: keep ``norm`` after the last block (MAE drops it when fine-tuning globally pooled).
-        rel_pos_bias: per-block BEiT-style relative position bias (MAE-Lite's RPE fine-tuning).
+        rel_pos_bias: per-block relative position: BEiT's bias table (MAE-Lite's RPE fine-tuning)
+            or, in dense mode, ViTDet's decomposed tables ``attn.rel_pos_h/w``. Zero-initialised.
+        window_size: > 0 selects dense mode (see the module docstring): k×k-token windows.
+        global_blocks: in dense mode, the blocks that attend over the whole map.
+        with_cp: activation checkpointing of every block while training (1024² detection).
         qkv_bias: bias on the qkv projections.
         norm_eps: LayerNorm epsilon (1e-6 in MAE and timm).
         frozen_stages: freeze the stem and the first ``frozen_stages`` blocks (``depth``: all, for
@@ -119,6 +130,7 @@ class ViT(BaseModule):
                  drop_path_rate: float = 0.0, out_indices: Union[int, Sequence[int]] = -1,
                  out_type: str = 'featmap', final_norm: bool = True, rel_pos_bias: bool = False,
                  qkv_bias: bool = True, norm_eps: float = 1e-6, frozen_stages: int = -1,
+                 window_size: int = 0, global_blocks: Sequence[int] = (), with_cp: bool = False,
                  init_cfg: Optional[Union[Dict, List[Dict]]] = None):
         super().__init__(init_cfg=init_cfg)
         if isinstance(arch, str):
@@ -141,17 +153,32 @@ class ViT(BaseModule):
         out_indices = [out_indices] if isinstance(out_indices, int) else list(out_indices)
         self.out_indices = sorted(i % depth for i in out_indices)
         self.frozen_stages = frozen_stages
+        self.dense, self.with_cp = window_size > 0, with_cp
+        if self.dense and out_type != 'featmap':
+            raise ValueError(f"ViT: dense mode (window_size > 0) returns maps; out_type={out_type!r}")
+        bad = [i for i in global_blocks if not -depth <= i < depth]
+        if bad:
+            raise ValueError(f'ViT: global_blocks {bad} out of range for depth {depth}')
+        self.global_blocks = sorted(i % depth for i in global_blocks)
 
         norm = lambda dim: nn.LayerNorm(dim, eps=norm_eps)  # noqa: E731
         self.patch_embed = nn.Module()
         self.patch_embed.proj = nn.Conv2d(in_channels, C, p, stride=p)
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, C))
+        # dense mode has no cls token (an unused parameter would break DDP); its position row stays
+        # in the table so the table keeps the checkpoints' shape
+        self.cls_token = None if self.dense else nn.Parameter(torch.zeros(1, 1, C))
         # fixed, yet a parameter (not a buffer) so checkpoints carry it as the official files do
         self.pos_embed = nn.Parameter(sincos_2d(self.grid_size, C, NUM_PREFIX), requires_grad=False)
         dpr = torch.linspace(0, drop_path_rate, depth).tolist()
         mlp_ratio = arch.get('mlp_ratio', 4.0)
         self.blocks = nn.ModuleList()
         for i in range(depth):
+            if self.dense:
+                window = 0 if i in self.global_blocks else window_size
+                rel_size = (window, window) if window else self.grid_size
+                self.blocks.append(MapBlock(C, self.num_heads, mlp_ratio, qkv_bias, dpr[i], norm,
+                                            window, rel_size if rel_pos_bias else None))
+                continue
             blk = Block(C, self.num_heads, mlp_ratio, qkv_bias, dpr[i], norm)
             if rel_pos_bias:
                 blk.attn = RelPosAttention(C, self.num_heads, self.grid_size, qkv_bias)
@@ -178,7 +205,8 @@ class ViT(BaseModule):
         w = self.patch_embed.proj.weight
         nn.init.xavier_uniform_(w.view(w.shape[0], -1))  # as a linear over flattened patches
         nn.init.zeros_(self.patch_embed.proj.bias)
-        nn.init.normal_(self.cls_token, std=0.02)
+        if self.cls_token is not None:
+            nn.init.normal_(self.cls_token, std=0.02)
 
     def init_weights(self) -> None:
         """``init_cfg=dict(type='Pretrained', checkpoint, prefix=None)``: strict load of any format
@@ -189,8 +217,11 @@ class ViT(BaseModule):
             return super().init_weights()
         own = self.state_dict()
         allow_missing = [k for k in ('fc_norm.',) if k + 'weight' in own]
-        allow_missing += [k for k in own if k.endswith('relative_position_bias_table')]
+        allow_missing += [k for k in own
+                          if k.endswith(('relative_position_bias_table', 'rel_pos_h', 'rel_pos_w'))]
         allow_unexpected = [] if 'norm.weight' in own else ['norm.']
+        if self.cls_token is None:
+            allow_unexpected.append('cls_token')
         if 'fc_norm.weight' not in own:
             allow_unexpected.append('fc_norm.')  # a fine-tuned file loaded for dense tasks
         load_pretrained(self, cfg['checkpoint'], prefix=cfg.get('prefix'), fmt=cfg.get('fmt', 'auto'),
@@ -219,7 +250,8 @@ class ViT(BaseModule):
             m.eval()
             for param in m.parameters():
                 param.requires_grad = False
-        self.cls_token.requires_grad = False
+        if self.cls_token is not None:
+            self.cls_token.requires_grad = False
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -242,9 +274,10 @@ class ViT(BaseModule):
 
     def no_weight_decay(self) -> set:
         """Parameter names (no prefix) excluded from weight decay."""
-        names = {'pos_embed', 'cls_token'}
+        names = {'pos_embed'} if self.dense else {'pos_embed', 'cls_token'}
         if self.rel_pos_bias:
-            names |= {f'blocks.{i}.attn.relative_position_bias_table' for i in range(self.depth)}
+            tables = ('rel_pos_h', 'rel_pos_w') if self.dense else ('relative_position_bias_table',)
+            names |= {f'blocks.{i}.attn.{t}' for i in range(self.depth) for t in tables}
         return names
 
     # ------------------------------------------------------------------ forward
@@ -273,10 +306,34 @@ class ViT(BaseModule):
                 x, lg = blk.forward_with_logits(x, bias)
                 logits.append(lg)
             else:
-                x = blk(x, bias)
+                x = self._block(blk, x, bias)
             if i in taps:
                 outs.append(self.norm(x) if i == self.depth - 1 else x)
         return x, logits, outs
+
+    def _block(self, blk: nn.Module, x: Tensor, bias: Optional[Tensor] = None) -> Tensor:
+        """One block, activation-checkpointed while training with ``with_cp``: its activations
+        are recomputed in backward instead of kept (about one block's worth of memory in all)."""
+        if self.with_cp and self.training and x.requires_grad:
+            return cp.checkpoint(blk, x, bias, use_reentrant=False)
+        return blk(x, bias)
+
+    def _forward_dense(self, x: Tensor) -> Tuple[Tensor, ...]:
+        """Dense mode: (B, C_in, H, W) -> one (B, C, H/p, W/p) map per ``out_indices`` entry."""
+        patches, (h, w) = self.embed(x)
+        x = patches.view(patches.shape[0], h, w, -1)  # (B, N, C) -> (B, h, w, C)
+        outs = []
+        for i, blk in enumerate(self.blocks):
+            x = self._block(blk, x)
+            if i in self.out_indices:
+                out = self.norm(x) if i == self.depth - 1 else x
+                outs.append(out.permute(0, 3, 1, 2).contiguous())  # NHWC -> NCHW
+        return tuple(outs)
+
+    def _tokens_mode(self, what: str) -> None:
+        if self.dense:
+            raise ValueError(f'ViT.{what} needs the cls-token ViT; this one is in dense mode '
+                             '(window_size > 0), built for detection/segmentation fine-tuning')
 
     def _format(self, x: Tensor, hw: Tuple[int, int]) -> Tensor:
         """(B, 1 + N, C) tokens of one out index -> the ``out_type`` tensor."""
@@ -293,6 +350,8 @@ class ViT(BaseModule):
         Returns one tensor per ``out_indices`` entry: (B, C, H/p, W/p) for ``'featmap'``, (B, C) for
         ``'cls_token'`` / ``'avg_featmap'``. The last block's output goes through ``norm`` first.
         """
+        if self.dense:
+            return self._forward_dense(x)
         patches, hw = self.embed(x)
         _, _, outs = self._run_blocks(self._with_cls(patches), hw, taps=self.out_indices)
         return tuple(self._format(o, hw) for o in outs)
@@ -313,6 +372,7 @@ class ViT(BaseModule):
                                    ) -> Tuple[Tensor, Tensor, List[Tensor]]:
         """:meth:`forward_masked` that also returns the pre-softmax attention logits
         (B, heads, 1 + K, 1 + K) of ``logit_blocks`` (MAE-Lite distillation), in block order."""
+        self._tokens_mode('forward_masked')
         patches, hw = self.embed(x)
         patches = gather_tokens(patches, mask.ids_keep)  # (B, K, C)
         want = {i % self.depth for i in logit_blocks}
@@ -325,6 +385,7 @@ class ViT(BaseModule):
 
         Returns (B, 1 + N, C) after ``norm``.
         """
+        self._tokens_mode('forward_replaced')
         emb = self.patch_embed.proj(x)
         hw = (emb.shape[2], emb.shape[3])
         emb = emb.flatten(2).transpose(1, 2)  # (B, N, C)

@@ -6,3 +6,6 @@ from .window import window_partition, window_unpartition
 
 __all__ = ['Attention', 'attend', 'attend_explicit', 'Block', 'DropPath', 'Mlp', 'layer_norm',
            'resample_abs', 'sincos_1d', 'sincos_2d', 'window_partition', 'window_unpartition']
+from .rel_pos import MapAttention, MapBlock, decomposed_rel_pos, resize_rel_pos  # noqa: E402
+
+__all__ += ['MapAttention', 'MapBlock', 'decomposed_rel_pos', 'resize_rel_pos']
