@@ -15,7 +15,8 @@ from mmpretrain.registry import MODELS
 from torch import Tensor, nn
 
 from ...registry import register_model
-from .mae import MaskedAutoencoder, first_view
+from .base import first_view
+from .mae import MaskedAutoencoder
 
 
 @register_model(scopes=('mmpretrain',))

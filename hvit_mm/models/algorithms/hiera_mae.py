@@ -11,18 +11,17 @@ Module names equal the official MAE checkpoints' (``multi_scale_fusion_heads``, 
 ``mask_token``, ``decoder_*``), and ``decoder_pred`` predicts each patch in (C, p, p) order as they
 do, so converted official files load strictly (``hvit_mm.checkpoints.hiera.convert_full``).
 """
-from typing import Dict, List, Optional, Union
+from typing import Dict, Optional
 
 import torch
-from mmpretrain.models.selfsup import BaseSelfSupervisor
 from torch import Tensor, nn
 from torch.nn.init import trunc_normal_
 
 from ...registry import register_model
 from ..layers import Block, layer_norm, resample_abs
 from ..masking import Mask, random_mask, scatter_tokens, upsample_units
-from ..pixel_loss import masked_mse, patchify, unpatchify
-from .mae import Reconstruction, first_view
+from ..pixel_loss import patchify
+from .base import PixelMIM
 
 
 def patchify_chw(imgs: Tensor, patch: int) -> Tensor:
@@ -33,7 +32,7 @@ def patchify_chw(imgs: Tensor, patch: int) -> Tensor:
 
 
 @register_model(scopes=('mmpretrain',))
-class HieraMAE(BaseSelfSupervisor):
+class HieraMAE(PixelMIM):
     """Hiera-MAE pretraining.
 
     Args:
@@ -144,36 +143,11 @@ class HieraMAE(BaseSelfSupervisor):
         """Unit mask -> (B, N_patches) bool over the prediction patches, True = visible."""
         return upsample_units(mask.visible, self.units_hw(x), self.final_unit).flatten(1)
 
-    def reconstruction_loss(self, x: Tensor, pred: Tensor, mask: Mask) -> Tensor:
-        """MSE of (normalised) pixels over the hidden patches only."""
-        target = patchify_chw(x, self.pred_stride)
-        return masked_mse(pred, target, self.patch_visible(mask, x), self.norm_pix)
+    def target_patches(self, x: Tensor) -> Tensor:
+        """Pixel targets in the official (C, p, p) patch layout."""
+        return patchify_chw(x, self.pred_stride)
 
-    def loss(self, inputs: Union[Tensor, List[Tensor]], data_samples=None, **kwargs
-             ) -> Dict[str, Tensor]:
-        """inputs: (B, C, H, W) preprocessed images, H, W multiples of 32. Returns dict(loss)."""
-        x = first_view(inputs)
-        mask = self.draw_mask(x)
-        return dict(loss=self.reconstruction_loss(x, self.predict_patches(x, mask), mask))
-
-    def extract_feat(self, inputs: Union[Tensor, List[Tensor]]):
-        """All units through ``Hiera.forward``: tuple of NCHW maps."""
-        return self.backbone(first_view(inputs))
-
-    @torch.no_grad()
-    def reconstruct(self, inputs: Tensor, mask: Optional[Mask] = None,
-                    generator: Optional[torch.Generator] = None) -> Reconstruction:
-        """Predicted image for ``inputs`` (B, C, H, W) under ``mask`` (a fresh random one if None)."""
-        x = first_view(inputs)
-        mask = mask if mask is not None else self.draw_mask(x, generator)
-        p, C = self.pred_stride, x.shape[1]
-        pred = self.predict_patches(x, mask).float()
-        if self.norm_pix:  # undo the per-patch normalisation with the true patch statistics
-            target = patchify_chw(x, p).float()
-            mean, var = target.mean(-1, keepdim=True), target.var(-1, keepdim=True)
-            pred = pred * (var + 1e-6) ** 0.5 + mean
+    def prediction_to_hwc(self, pred: Tensor, channels: int) -> Tensor:
         B, N = pred.shape[:2]
-        pred = pred.view(B, N, C, p, p).permute(0, 1, 3, 4, 2).reshape(B, N, -1)  # to (p, p, C)
-        grid = (x.shape[2] // p, x.shape[3] // p)
-        vis = self.patch_visible(mask, x).float()[..., None].expand(-1, -1, p * p)
-        return Reconstruction(unpatchify(pred, p, grid, C), unpatchify(vis, p, grid, 1))
+        p = self.pred_stride
+        return pred.view(B, N, channels, p, p).permute(0, 1, 3, 4, 2).reshape(B, N, -1)
