@@ -10,6 +10,7 @@ install:
 	bash tools/install.sh
 
 test: install
+	$(PY) tools/dataset_converters/make_toy_datasets.py data/toy
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: install

@@ -1,6 +1,6 @@
 # HTC++ as in the Swin Transformer paper, independent of the backbone: Hybrid Task Cascade (mmdet's
 # HTC without the semantic branch, whose COCO-stuff maps are not part of COCO instances) with
-# 4conv1fc bounding-box heads with SyncBN (GIoU loss), soft-NMS at test time, strong multi-scale training
+# 4conv1fc bounding-box heads with GroupNorm (GIoU loss), soft-NMS at test time, strong multi-scale training
 # (shorter side 400-1400, longer side <= 1600) and a 6x (72-epoch) AdamW schedule (lr 1e-4, wd 0.05,
 # steps at epochs 63 and 69, batch 16). InstaBoost, the remaining HTC++ ingredient, is left out: it
 # needs the separate `instaboostfast` package. A detector config sets the backbone and
@@ -8,8 +8,12 @@
 _base_ = 'mmdet::htc/htc-without-semantic_r50_fpn_1x_coco.py'
 
 
-# one cascade stage each: 4 shared convs + 1 fc with SyncBN and a GIoU box loss on decoded boxes
-# (as Swin's Cascade Mask R-CNN "4conv1f giou" configs), with the stage's own target stds
+# one cascade stage each: 4 shared convs + 1 fc and a GIoU box loss on decoded boxes (as Swin's
+# Cascade Mask R-CNN "4conv1f giou" configs), with the stage's own target stds. GroupNorm (32 groups)
+# rather than Swin's SyncBN: batch 1 per GPU makes BN statistics depend on the GPU count, GN does
+# not, and it runs unchanged on one GPU or the CPU. The 3x (36-epoch) schedule: htcpp_fpn_3x.py.
+# Semantic branch: off (mmdet's htc-without-semantic); with COCO-stuff maps inherit
+# mmdet::htc/htc_r50_fpn_1x_coco.py's semantic_roi_extractor/semantic_head and its seg pipeline.
 model = dict(
     roi_head=dict(bbox_head=[
         dict(
@@ -25,7 +29,7 @@ model = dict(
                             target_stds=[0.1, 0.1, 0.2, 0.2]),
             reg_class_agnostic=True,
             reg_decoded_bbox=True,
-            norm_cfg=dict(type='SyncBN', requires_grad=True),
+            norm_cfg=dict(type='GN', num_groups=32, requires_grad=True),
             loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
             loss_bbox=dict(type='GIoULoss', loss_weight=10.0)),
         dict(
@@ -41,7 +45,7 @@ model = dict(
                             target_stds=[0.05, 0.05, 0.1, 0.1]),
             reg_class_agnostic=True,
             reg_decoded_bbox=True,
-            norm_cfg=dict(type='SyncBN', requires_grad=True),
+            norm_cfg=dict(type='GN', num_groups=32, requires_grad=True),
             loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
             loss_bbox=dict(type='GIoULoss', loss_weight=10.0)),
         dict(
@@ -57,7 +61,7 @@ model = dict(
                             target_stds=[0.033, 0.033, 0.067, 0.067]),
             reg_class_agnostic=True,
             reg_decoded_bbox=True,
-            norm_cfg=dict(type='SyncBN', requires_grad=True),
+            norm_cfg=dict(type='GN', num_groups=32, requires_grad=True),
             loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
             loss_bbox=dict(type='GIoULoss', loss_weight=10.0)),
     ]),
