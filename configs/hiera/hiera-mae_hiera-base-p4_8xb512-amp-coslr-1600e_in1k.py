@@ -17,14 +17,11 @@ model = dict(
     decoder_num_heads=16,
     norm_pix=True)
 
-# mmengine 0.10.7 tags dicts from an 'mmpretrain::' base with _scope_ and passes it on to the
-# collate function as a keyword; a plain dict here keeps default_collate's arguments clean
-train_dataloader = dict(collate_fn=dict(_delete_=True, type='default_collate'))
 
 # no weight decay for biases, norms, pos_embed (Hiera.no_weight_decay) and the decoder's mask token /
 # position table (HieraMAE.no_weight_decay), read from the models instead of substring rules
 optim_wrapper = dict(
-    optimizer=dict(lr=8e-4),
+    optimizer=dict(lr=8e-4, fused=True),  # one fused kernel for all parameters
     constructor='LayerDecayOptimWrapperConstructor',
     paramwise_cfg=dict(_delete_=True, layer_decay_rate=1.0, norm_decay_mult=0.0,
                        bias_decay_mult=0.0))
