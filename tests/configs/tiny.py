@@ -147,41 +147,46 @@ class _Noop:
         return False
 
 
+# necks that hand the backbone's channels through unchanged (the head then reads the backbone)
+WIDTH_PRESERVING_NECKS = {'GlobalAveragePooling', 'ClsBatchNormNeck'}
+
+
+def _as_list(x):
+    return list(x) if isinstance(x, (list, tuple)) else [x]
+
+
+def _set_in_channels(layer, chans) -> None:
+    """``in_channels`` of a layer reading the backbone outputs: the list (selected by ``in_index``)
+    or the single selected map. Types with their own tiny entry are left alone."""
+    if not isinstance(layer, dict) or 'in_channels' not in layer or layer.get('type') in TINY_ARCH:
+        return
+    index = layer.get('in_index', -1)
+    if isinstance(layer['in_channels'], (list, tuple)):
+        picks = index if isinstance(index, (list, tuple)) else range(len(chans))
+        layer['in_channels'] = [chans[i] for i in picks]
+    else:
+        layer['in_channels'] = chans[index]
+
+
 def _follow_backbone(model: dict, scope: str) -> None:
-    """Set the input channels of necks/heads that read the backbone, for a changed backbone."""
+    """Set the input channels of the layers that read a tiny backbone: the first neck, or (with no
+    neck or a width-preserving one) the heads."""
     backbone = model.get('backbone')
     if not backbone or backbone.get('type') not in TINY_ARCH:
         return
     chans = _backbone_channels(backbone, scope)
     if not chans:
         return
-    neck = model.get('neck')
-    for n in neck if isinstance(neck, (list, tuple)) else [neck]:
-        if isinstance(n, dict) and 'in_channels' in n and n.get('type') not in TINY_ARCH:
-            n['in_channels'] = chans if isinstance(n['in_channels'], (list, tuple)) else chans[-1]
-            break
-    else:
-        if neck is None or all(not isinstance(n, dict) for n in [neck]):
-            head = model.get('head') or model.get('decode_head')
-            if isinstance(head, dict) and 'in_channels' in head and head.get('type') not in TINY_ARCH:
-                if isinstance(head['in_channels'], (list, tuple)):
-                    head['in_channels'] = [chans[i] for i in head.get('in_index', range(len(chans)))]
-                else:
-                    head['in_channels'] = chans[head.get('in_index', -1)]
-    for n in neck if isinstance(neck, (list, tuple)) else [neck]:
-        if isinstance(n, dict) and 'input_features' in n:  # width-preserving ClsBatchNormNeck
+    necks = [n for n in _as_list(model.get('neck')) if isinstance(n, dict)]
+    if necks and necks[0].get('type') not in WIDTH_PRESERVING_NECKS:
+        _set_in_channels(necks[0], chans)  # the heads read the neck, whose width the config fixes
+        return
+    for n in necks:
+        if 'input_features' in n:  # ClsBatchNormNeck
             n['input_features'] = chans[-1]
-            head = model.get('head')
-            if isinstance(head, dict) and 'in_channels' in head:
-                head['in_channels'] = chans[-1]
-        if isinstance(n, dict) and n.get('type') == 'GlobalAveragePooling':  # width-preserving
-            head = model.get('head')
-            if isinstance(head, dict) and 'in_channels' in head:
-                head['in_channels'] = chans[-1]
-    aux = model.get('auxiliary_head')
-    for a in aux if isinstance(aux, (list, tuple)) else [aux]:
-        if isinstance(a, dict) and 'in_channels' in a and model.get('neck') is None:
-            a['in_channels'] = chans[a.get('in_index', -1)]
+    for key in ('head', 'decode_head', 'auxiliary_head'):
+        for layer in _as_list(model.get(key)):
+            _set_in_channels(layer, chans)
 
 
 def tiny_override(cfg: Config, toy_root: str, iters: int = 2) -> Config:
