@@ -1,4 +1,4 @@
-# HTC++ (configs/_base_/models/htcpp_fpn.py: Swin-paper HTC with 4conv1fc SyncBN heads, soft-NMS,
+# HTC++ (configs/_base_/models/htcpp_fpn.py: Swin-paper HTC with 4conv1fc GN heads, soft-NMS,
 # multi-scale 400-1400 training, 72 epochs of AdamW) on COCO with Hiera-B from its Hiera-MAE
 # pretraining. Layer decay 0.7 and drop path 0.2 are our choice for a MAE-pretrained B backbone
 # (Hiera publishes no HTC++ recipe); activation checkpointing for the up-to-1600 px inputs.

@@ -48,3 +48,17 @@ def test_config_trains_two_iterations_and_evaluates(path: Path, toy_root, tmp_pa
 def test_every_config_is_discovered():
     assert CASES or os.environ.get('HVIT_MATRIX_SHARD'), 'no config found under configs/'
     assert all('custom_imports' in p.read_text() or '_base_' in p.read_text() for p in CASES)
+
+
+BASES = sorted((CONFIG_DIR / '_base_').rglob('*.py'))
+
+
+@pytest.mark.parametrize('path', BASES, ids=[str(p.relative_to(CONFIG_DIR)) for p in BASES])
+def test_base_config_builds_its_model(path: Path):
+    """Bases are trained through the configs that inherit them; each must also build on its own."""
+    from mmengine.registry import init_default_scope
+    cfg = Config.fromfile(str(path))
+    scope = cfg.get('default_scope', 'mmengine')
+    init_default_scope(scope)
+    model = __import__(f'{scope}.registry', fromlist=['MODELS']).MODELS.build(cfg.model)
+    assert sum(p.numel() for p in model.parameters()) > 0
