@@ -45,3 +45,15 @@ def run_tool(*args, timeout=900, env=None, check=True) -> subprocess.CompletedPr
     if check and proc.returncode != 0:
         raise AssertionError(f'{" ".join(cmd)} exited {proc.returncode}:\n{proc.stdout[-6000:]}')
     return proc
+
+
+@pytest.fixture(autouse=True)
+def _isolated_default_scope():
+    """mmengine keeps the latest ``DefaultScope`` process-wide, and registries build in it: a test
+    that calls ``init_default_scope('mmdet')`` would make later mmpretrain builds look in mmdet's
+    registry. Drop the scopes a test created, so each test sees the scopes it started with."""
+    from mmengine.registry import DefaultScope
+    before = set(DefaultScope._instance_dict)
+    yield
+    for name in [n for n in DefaultScope._instance_dict if n not in before]:
+        DefaultScope._instance_dict.pop(name)

@@ -10,7 +10,7 @@ is served without substring rules. Parameters outside the backbone (neck, heads)
 ``flat_decay_mult``, ...), which are applied first; names returned by the backbone's
 ``no_weight_decay()`` (position embeddings, cls/mask tokens) get no weight decay.
 """
-from typing import Callable, List, Tuple
+from typing import Callable, List, Optional, Tuple
 
 from mmengine.optim import DefaultOptimWrapperConstructor
 from mmengine.logging import MMLogger
@@ -19,6 +19,28 @@ from torch import nn
 from ..registry import register_module
 
 DepthFn = Callable[[str], Tuple[int, int]]
+
+STEM = ('patch_embed', 'pos_embed', 'cls_token')
+
+
+def block_depth(param_name: str, prefix: str, depth: int, stem: Tuple[str, ...] = STEM,
+                extra: Optional[Callable[[str], Optional[int]]] = None) -> Tuple[int, int]:
+    """The depth rule of MAE / BEiT / mmpretrain that every hvit_mm backbone shares.
+
+    ``num_layers = depth + 2``: names starting with a ``stem`` entry -> 0, ``blocks.i`` -> i + 1,
+    ``extra(name)`` when it returns an int (e.g. HPViT's pools), anything else (final norms, names
+    outside ``prefix``: necks, heads) -> depth + 1. Returns ``(layer_id, num_layers)``.
+    """
+    num_layers = depth + 2
+    if not param_name.startswith(prefix):
+        return num_layers - 1, num_layers
+    name = param_name[len(prefix):]
+    if name.startswith(stem):
+        return 0, num_layers
+    if name.startswith('blocks.'):
+        return int(name.split('.')[1]) + 1, num_layers
+    layer = extra(name) if extra is not None else None
+    return (num_layers - 1 if layer is None else layer), num_layers
 
 
 def _backbone_of(model: nn.Module):

@@ -125,11 +125,9 @@ def _shrink_model(model: dict) -> None:
 
 def _backbone_channels(backbone_cfg: dict, scope: str):
     """Channels of every backbone output, from a forward pass of the tiny backbone."""
-    from mmengine.registry import DefaultScope, init_default_scope
+    from mmengine.registry import DefaultScope
     registry = __import__(f'{scope}.registry', fromlist=['MODELS']).MODELS
-    with DefaultScope.overwrite_default_scope(scope) if DefaultScope.get_current_instance() \
-            else _Noop():
-        init_default_scope(scope)
+    with DefaultScope.overwrite_default_scope(scope):
         net = registry.build(copy.deepcopy(backbone_cfg))
     net.eval()
     with torch.no_grad():
@@ -137,14 +135,6 @@ def _backbone_channels(backbone_cfg: dict, scope: str):
     outs = outs if isinstance(outs, (list, tuple)) else [outs]
     # 4-D maps, or pooled (B, C) vectors of classification backbones (ViT out_type='avg_featmap')
     return [o.shape[1] for o in outs if torch.is_tensor(o) and o.ndim in (2, 4)]
-
-
-class _Noop:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 # necks that hand the backbone's channels through unchanged (the head then reads the backbone)

@@ -4,7 +4,7 @@ import copy
 import pytest
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
-from mmengine.registry import init_default_scope
+from mmengine.registry import DefaultScope
 
 from tests.conftest import REPO
 
@@ -18,11 +18,11 @@ def groups():
     import hvit_mm  # noqa: F401
     from mmdet.registry import MODELS
     cfg = Config.fromfile(str(CONFIG))
-    init_default_scope(cfg.default_scope)
     cfg.model.backbone.update(copy.deepcopy(TINY))
     cfg.model.neck.in_channels = [32] * 4
-    model = MODELS.build(cfg.model)
-    wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):  # not left set for other tests
+        model = MODELS.build(cfg.model)
+        wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     base_lr = cfg.optim_wrapper.optimizer.lr
     rate = cfg.optim_wrapper.paramwise_cfg.layer_decay_rate
     by_name = {g['param_name']: g for g in wrapper.optimizer.param_groups}

@@ -25,6 +25,7 @@ from torch.nn.init import trunc_normal_
 from torch.utils.checkpoint import checkpoint
 
 from ...checkpoints import load_pretrained
+from ...engine.layer_decay import block_depth
 from ...registry import register_model
 from ..layers import Attention, DropPath, Mlp, attend, resample_abs
 from ..masking import Mask, upsample_units
@@ -336,15 +337,7 @@ class Hiera(BaseModule):
     # ----------------------------------------------------------------------- training contracts
     def get_layer_depth(self, param_name: str, prefix: str = '') -> Tuple[int, int]:
         """Layer-decay depth: stem and position embedding 0, ``blocks.i`` i+1, the rest depth+1."""
-        num_layers = len(self.blocks) + 2
-        if not param_name.startswith(prefix):
-            return num_layers - 1, num_layers
-        name = param_name[len(prefix):]
-        if name.startswith(('patch_embed', 'pos_embed')):
-            return 0, num_layers
-        if name.startswith('blocks.'):
-            return int(name.split('.')[1]) + 1, num_layers
-        return num_layers - 1, num_layers
+        return block_depth(param_name, prefix, len(self.blocks), stem=('patch_embed', 'pos_embed'))
 
     def no_weight_decay(self) -> set:
         return {'pos_embed'}

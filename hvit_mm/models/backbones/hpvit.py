@@ -30,6 +30,7 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from ...checkpoints import load_pretrained, select_prefix
+from ...engine.layer_decay import block_depth
 from ...registry import register_model
 from ..layers import Block, resample_abs, sincos_2d, window_partition, window_unpartition
 from .vit import ViT
@@ -308,17 +309,12 @@ class HPViT(BaseModule):
         """(layer_id, num_layers) for layer-wise lr decay, num_layers = depth + 2: patch and
         position embeddings 0, ``blocks.i`` i + 1, a pool after block i i + 2 (it feeds block i + 1), the
         output norms and anything outside the backbone depth + 1."""
-        num_layers = self.depth + 2
-        if not param_name.startswith(prefix):
-            return num_layers - 1, num_layers
-        name = param_name[len(prefix):]
-        if name.startswith(('patch_embed', 'pos_embed')):
-            return 0, num_layers
-        if name.startswith('blocks.'):
-            return int(name.split('.')[1]) + 1, num_layers
-        if name.startswith('pools.'):
-            return self.pool_after[int(name.split('.')[1])] + 2, num_layers
-        return num_layers - 1, num_layers
+        def pool_depth(name: str):  # a pool after block i feeds block i + 1
+            if name.startswith('pools.'):
+                return self.pool_after[int(name.split('.')[1])] + 2
+            return None
+        return block_depth(param_name, prefix, self.depth, stem=('patch_embed', 'pos_embed'),
+                           extra=pool_depth)
 
     def no_weight_decay(self) -> set:
         """Parameter names (no prefix) excluded from weight decay."""

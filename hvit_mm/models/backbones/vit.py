@@ -23,6 +23,7 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from ...checkpoints import load_pretrained, select_prefix
+from ...engine.layer_decay import block_depth
 from ...registry import register_model
 from ..layers import Attention, Block, MapBlock, resample_abs, sincos_2d
 from ..masking import Mask, gather_tokens
@@ -262,15 +263,7 @@ class ViT(BaseModule):
     def get_layer_depth(self, param_name: str, prefix: str = '') -> Tuple[int, int]:
         """``(layer_id, num_layers)`` for layer-wise lr decay, ``num_layers = depth + 2``:
         cls_token / pos_embed / patch_embed -> 0, ``blocks.i`` -> i + 1, the rest -> depth + 1."""
-        num_layers = self.depth + 2
-        if not param_name.startswith(prefix):
-            return num_layers - 1, num_layers
-        name = param_name[len(prefix):]
-        if name in ('cls_token', 'pos_embed') or name.startswith('patch_embed'):
-            return 0, num_layers
-        if name.startswith('blocks.'):
-            return int(name.split('.')[1]) + 1, num_layers
-        return num_layers - 1, num_layers
+        return block_depth(param_name, prefix, self.depth)
 
     def no_weight_decay(self) -> set:
         """Parameter names (no prefix) excluded from weight decay."""
