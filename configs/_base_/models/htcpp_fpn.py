@@ -8,64 +8,34 @@
 _base_ = 'mmdet::htc/htc-without-semantic_r50_fpn_1x_coco.py'
 
 
-# one cascade stage each: 4 shared convs + 1 fc and a GIoU box loss on decoded boxes (as Swin's
+# one head per cascade stage, differing only in target stds: 4 shared convs + 1 fc and a GIoU box loss on decoded boxes (as Swin's
 # Cascade Mask R-CNN "4conv1f giou" configs), with the stage's own target stds. GroupNorm (32 groups)
 # rather than Swin's SyncBN: batch 1 per GPU makes BN statistics depend on the GPU count, GN does
 # not, and it runs unchanged on one GPU or the CPU. The 3x (36-epoch) schedule: htcpp_fpn_3x.py.
 # Semantic branch: off (mmdet's htc-without-semantic); with COCO-stuff maps inherit
 # mmdet::htc/htc_r50_fpn_1x_coco.py's semantic_roi_extractor/semantic_head and its seg pipeline.
+_bbox_head = dict(
+    type='ConvFCBBoxHead',
+    num_shared_convs=4,
+    num_shared_fcs=1,
+    in_channels=256,
+    conv_out_channels=256,
+    fc_out_channels=1024,
+    roi_feat_size=7,
+    num_classes=80,
+    reg_class_agnostic=True,
+    reg_decoded_bbox=True,
+    norm_cfg=dict(type='GN', num_groups=32, requires_grad=True),
+    loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
+    loss_bbox=dict(type='GIoULoss', loss_weight=10.0))
 model = dict(
     roi_head=dict(bbox_head=[
-        dict(
-            type='ConvFCBBoxHead',
-            num_shared_convs=4,
-            num_shared_fcs=1,
-            in_channels=256,
-            conv_out_channels=256,
-            fc_out_channels=1024,
-            roi_feat_size=7,
-            num_classes=80,
-            bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[0., 0., 0., 0.],
-                            target_stds=[0.1, 0.1, 0.2, 0.2]),
-            reg_class_agnostic=True,
-            reg_decoded_bbox=True,
-            norm_cfg=dict(type='GN', num_groups=32, requires_grad=True),
-            loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
-            loss_bbox=dict(type='GIoULoss', loss_weight=10.0)),
-        dict(
-            type='ConvFCBBoxHead',
-            num_shared_convs=4,
-            num_shared_fcs=1,
-            in_channels=256,
-            conv_out_channels=256,
-            fc_out_channels=1024,
-            roi_feat_size=7,
-            num_classes=80,
-            bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[0., 0., 0., 0.],
-                            target_stds=[0.05, 0.05, 0.1, 0.1]),
-            reg_class_agnostic=True,
-            reg_decoded_bbox=True,
-            norm_cfg=dict(type='GN', num_groups=32, requires_grad=True),
-            loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
-            loss_bbox=dict(type='GIoULoss', loss_weight=10.0)),
-        dict(
-            type='ConvFCBBoxHead',
-            num_shared_convs=4,
-            num_shared_fcs=1,
-            in_channels=256,
-            conv_out_channels=256,
-            fc_out_channels=1024,
-            roi_feat_size=7,
-            num_classes=80,
-            bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[0., 0., 0., 0.],
-                            target_stds=[0.033, 0.033, 0.067, 0.067]),
-            reg_class_agnostic=True,
-            reg_decoded_bbox=True,
-            norm_cfg=dict(type='GN', num_groups=32, requires_grad=True),
-            loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
-            loss_bbox=dict(type='GIoULoss', loss_weight=10.0)),
+        dict(_bbox_head, bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[0., 0., 0., 0.],
+                                         target_stds=stds))
+        for stds in ([0.1, 0.1, 0.2, 0.2], [0.05, 0.05, 0.1, 0.1], [0.033, 0.033, 0.067, 0.067])
     ]),
     test_cfg=dict(rcnn=dict(nms=dict(type='soft_nms', iou_threshold=0.5))))
+del _bbox_head  # a building block, not a config key
 
 train_pipeline = [
     dict(type='LoadImageFromFile', backend_args=None),
