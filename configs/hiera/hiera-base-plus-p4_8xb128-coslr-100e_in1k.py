@@ -4,8 +4,6 @@
 _base_ = './hiera-base-p4_8xb128-coslr-100e_in1k.py'
 
 pretrained = 'checkpoints/mae_hiera_base_plus_224.pth'
-model = dict(
-    backbone=dict(arch='base_plus', drop_path_rate=0.1,
-                  init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
-    head=dict(in_channels=896))
-optim_wrapper = dict(optimizer=dict(lr=0.001), paramwise_cfg=dict(layer_decay_rate=0.7))
+model = dict(backbone=dict(arch='base_plus', init_cfg=dict(checkpoint=pretrained)),
+             head=dict(in_channels=896))
+optim_wrapper = dict(optimizer=dict(lr=0.001))

@@ -4,16 +4,7 @@
 _base_ = './hiera-base-p4_8xb128-coslr-100e_in1k.py'
 
 pretrained = 'checkpoints/mae_hiera_large_224.pth'
-model = dict(
-    backbone=dict(arch='large', drop_path_rate=0.1,
-                  init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
-    head=dict(in_channels=1152))
+model = dict(backbone=dict(arch='large', init_cfg=dict(checkpoint=pretrained)),
+             head=dict(in_channels=1152))
 optim_wrapper = dict(optimizer=dict(lr=0.001), paramwise_cfg=dict(layer_decay_rate=0.85))
-
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-4, by_epoch=True, begin=0, end=5,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', T_max=45, by_epoch=True, begin=5, end=50, eta_min=1e-6,
-         convert_to_iter_based=True)
-]
 train_cfg = dict(max_epochs=50)

@@ -9,12 +9,15 @@ custom_imports = dict(imports=['hvit_mm'], allow_failed_imports=False)
 
 model = dict(
     _delete_=True,
-    type='HieraMAE',
+    type='MaskedAutoencoder',
     backbone=dict(type='Hiera', arch='base', img_size=224, q_pool=2, drop_path_rate=0.2),
+    # stages 1-2 brought to the last stage's stride-16 map and summed (channels from the backbone)
+    encoder_neck=dict(type='MultiScaleFusion'),
+    # learned positions, patches predicted in the official (C, p, p) order
+    neck=dict(type='MAEDecoder', decoder_embed_dims=512, decoder_depth=8, decoder_num_heads=16,
+              pos_embed='learned'),
+    target_layout='chw',
     mask_ratio=0.6,
-    decoder_embed_dims=512,
-    decoder_depth=8,
-    decoder_num_heads=16,
     norm_pix=True)
 
 

@@ -1,34 +1,8 @@
 # UperNet on Cityscapes (512x1024 crops, 80k iterations, batch 8) with HPViT-B from the official MAE
-# ViT-B/16 pretraining; optimiser as the ADE20K config (AdamW, layer decay 0.65).
-_base_ = 'mmseg::upernet/upernet_r50_4xb2-80k_cityscapes-512x1024.py'
-custom_imports = dict(imports=['hvit_mm'], allow_failed_imports=False)
-
-pretrained = 'checkpoints/mae_pretrain_vit_base.pth'  # see metafile.yml
+# ViT-B/16 pretraining: the model of the ADE20K config on ../_base_/upernet_layer-decay_cityscapes.py.
+_base_ = ['../_base_/upernet_layer-decay_cityscapes.py', './_base_/hpvit-base-p16_dense.py']
 
 model = dict(
-    pretrained=None,
-    backbone=dict(
-        _delete_=True,
-        type='HPViT',
-        arch='base',
-        img_size=224,  # the checkpoint's 14x14 position grid, resampled to every input in forward
-        pool='conv',
-        attn_types=('window', 'window', 'global', 'global'),
-        window_size=16,
-        out_indices=(0, 1, 2, 3),
-        drop_path_rate=0.1,
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
-    decode_head=dict(in_channels=[768, 768, 768, 768], channels=512),
-    auxiliary_head=dict(in_channels=768))
-
-optim_wrapper = dict(
-    _delete_=True,
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
-    constructor='LayerDecayOptimWrapperConstructor',
-    paramwise_cfg=dict(layer_decay_rate=0.65, norm_decay_mult=0.0, bias_decay_mult=0.0))
-
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500),
-    dict(type='PolyLR', eta_min=0.0, power=1.0, by_epoch=False, begin=1500, end=80000),
-]
+    backbone=dict(_base_.backbone, _delete_=True),
+    decode_head=dict(in_channels=_base_.stage_dims),
+    auxiliary_head=dict(in_channels=_base_.stage_dims[2]))

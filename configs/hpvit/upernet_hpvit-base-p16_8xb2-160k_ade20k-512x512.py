@@ -1,37 +1,10 @@
 # UperNet on ADE20K (512x512 crops, 160k iterations, batch 16) with HPViT-B from the official MAE
-# ViT-B/16 pretraining. Optimiser as MAE/BEiT segmentation: AdamW lr 1e-4, wd 0.05, layer decay
-# 0.65, drop path 0.1, 1500-iteration linear warm-up, then poly decay.
-_base_ = 'mmseg::upernet/upernet_r50_4xb4-160k_ade20k-512x512.py'
-custom_imports = dict(imports=['hvit_mm'], allow_failed_imports=False)
-
-pretrained = 'checkpoints/mae_pretrain_vit_base.pth'  # see metafile.yml
+# ViT-B/16 pretraining (_base_/hpvit-base-p16_dense.py) in place of mmseg's R-50; optimiser as
+# MAE/BEiT segmentation (../_base_/upernet_layer-decay_ade20k.py: AdamW lr 1e-4, wd 0.05, layer
+# decay 0.65, 1500-iteration warm-up, then poly decay).
+_base_ = ['../_base_/upernet_layer-decay_ade20k.py', './_base_/hpvit-base-p16_dense.py']
 
 model = dict(
-    pretrained=None,
-    backbone=dict(
-        _delete_=True,
-        type='HPViT',
-        arch='base',
-        img_size=224,  # the checkpoint's 14x14 position grid, resampled to every input in forward
-        pool='conv',
-        attn_types=('window', 'window', 'global', 'global'),
-        window_size=16,
-        out_indices=(0, 1, 2, 3),
-        drop_path_rate=0.1,
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
-    decode_head=dict(in_channels=[768, 768, 768, 768], channels=512),
-    auxiliary_head=dict(in_channels=768))
-
-train_dataloader = dict(batch_size=2)
-
-optim_wrapper = dict(
-    _delete_=True,
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
-    constructor='LayerDecayOptimWrapperConstructor',
-    paramwise_cfg=dict(layer_decay_rate=0.65, norm_decay_mult=0.0, bias_decay_mult=0.0))
-
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500),
-    dict(type='PolyLR', eta_min=0.0, power=1.0, by_epoch=False, begin=1500, end=160000),
-]
+    backbone=dict(_base_.backbone, _delete_=True),
+    decode_head=dict(in_channels=_base_.stage_dims),
+    auxiliary_head=dict(in_channels=_base_.stage_dims[2]))

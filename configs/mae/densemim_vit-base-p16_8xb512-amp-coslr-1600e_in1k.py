@@ -3,4 +3,4 @@
 # and recipe. Only for tools/analysis/benchmark_pretrain.py comparisons (docs/benchmarks.md).
 _base_ = ['./mae_vit-base-p16_8xb512-amp-coslr-1600e_in1k.py']
 
-model = dict(type='DenseMaskedAutoencoder')
+model = dict(type='SimMIM')

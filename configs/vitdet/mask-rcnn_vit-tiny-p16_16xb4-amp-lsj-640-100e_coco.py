@@ -10,6 +10,7 @@ _base_ = './mask-rcnn_vit-base-p16_16xb4-amp-lsj-100e_coco.py'
 # the pretraining run of configs/mae_lite (or the official file through mae_lite_to_hvit.py)
 pretrained = 'work_dirs/mae-lite_vit-tiny-p16_8xb512-amp-coslr-400e_in1k/epoch_400.pth'
 image_size = (640, 640)
+embed_dims = 192
 
 model = dict(
     data_preprocessor=dict(
@@ -19,25 +20,15 @@ model = dict(
         img_size=image_size,
         drop_path_rate=0.0,
         init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
-    neck=dict(in_channels=192))
+    neck=dict(in_channels=embed_dims))
 
-train_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=None),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='RandomResize', scale=image_size, ratio_range=(0.1, 2.0), keep_ratio=True),
-    dict(type='RandomCrop', crop_type='absolute_range', crop_size=image_size,
-         recompute_bbox=True, allow_negative_crop=True),
-    dict(type='FilterAnnotations', min_gt_bbox_wh=(1e-2, 1e-2)),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackDetInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=None),
-    dict(type='Resize', scale=image_size, keep_ratio=True),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='PackDetInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
-]
+# the base's pipelines with every 1024 px size at 640
+_sizes = dict(RandomResize='scale', RandomCrop='crop_size', Resize='scale')
+train_pipeline = [dict(t, **{_sizes[t.type]: image_size}) if t.type in _sizes else t
+                  for t in _base_.train_pipeline]
+test_pipeline = [dict(t, **{_sizes[t.type]: image_size}) if t.type in _sizes else t
+                 for t in _base_.test_pipeline]
+del _sizes
 train_dataloader = dict(dataset=dict(dataset=dict(pipeline=train_pipeline)))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader

@@ -1,44 +1,14 @@
 # UperNet on ADE20K (512x512 crops, 160k iterations, batch 16) with the plain ViT-B/16 from the
-# official MAE pretraining, laid out as ViTDet: 14x14-token windows, global blocks 2/5/8/11,
-# decomposed relative position, one stride-16 map made into strides 4-32 by SimpleFeaturePyramid
-# (768 channels, as the MAE/BEiT segmentation necks). Optimiser as MAE/BEiT segmentation: AdamW
-# lr 1e-4, wd 0.05, layer decay 0.65, drop path 0.1, 1500-iteration warm-up, then poly decay.
-_base_ = 'mmseg::upernet/upernet_r50_4xb4-160k_ade20k-512x512.py'
-custom_imports = dict(imports=['hvit_mm'], allow_failed_imports=False)
+# official MAE pretraining laid out as ViTDet (_base_/vit-base-p16_vitdet.py: 14x14-token windows,
+# global blocks 2/5/8/11, decomposed relative position, SimpleFeaturePyramid with 768 channels as the
+# MAE/BEiT segmentation necks). Optimiser as MAE/BEiT segmentation
+# (../_base_/upernet_layer-decay_ade20k.py: AdamW lr 1e-4, wd 0.05, layer decay 0.65, warm-up, then
+# poly decay).
+_base_ = ['../_base_/upernet_layer-decay_ade20k.py', './_base_/vit-base-p16_vitdet.py']
 
-pretrained = 'checkpoints/mae_pretrain_vit_base.pth'  # see metafile.yml
-
+embed_dims = _base_.embed_dims
 model = dict(
-    pretrained=None,
-    backbone=dict(
-        _delete_=True,
-        type='ViT',
-        arch='base',
-        img_size=512,  # position table resampled once from the checkpoint's 14x14 grid
-        window_size=14,
-        global_blocks=(2, 5, 8, 11),
-        rel_pos_bias=True,
-        drop_path_rate=0.1,
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
-    neck=dict(
-        type='SimpleFeaturePyramid',
-        in_channels=768,
-        out_channels=768,
-        scale_factors=(4.0, 2.0, 1.0, 0.5),
-        norm_cfg=dict(type='LN2d', eps=1e-6)),
-    decode_head=dict(in_channels=[768, 768, 768, 768], channels=768),
-    auxiliary_head=dict(in_channels=768, in_index=2))
-
-train_dataloader = dict(batch_size=2)
-
-optim_wrapper = dict(
-    _delete_=True,
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
-    constructor='LayerDecayOptimWrapperConstructor',
-    paramwise_cfg=dict(layer_decay_rate=0.65, norm_decay_mult=0.0, bias_decay_mult=0.0))
-
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500),
-    dict(type='PolyLR', eta_min=0.0, power=1.0, by_epoch=False, begin=1500, end=160000),
-]
+    backbone=dict(_base_.backbone, _delete_=True, img_size=512),  # position table resampled once
+    neck=dict(_base_.neck, out_channels=embed_dims),
+    decode_head=dict(in_channels=[embed_dims] * 4, channels=embed_dims),
+    auxiliary_head=dict(in_channels=embed_dims, in_index=2))

@@ -6,12 +6,14 @@ hvit_mm's Hiera keeps the official encoder names, so conversion only moves the h
 * final norm: official ``norm.*``, timm ``head.norm.*`` -> ``backbone.norm.*``;
 * classifier: official ``head.projection.*``, timm ``head.fc.*`` -> ``head.fc.*`` (the
   mmpretrain ``LinearClsHead`` of an ``ImageClassifier``);
-* official MAE files: ``encoder_norm.*``, ``multi_scale_fusion_heads.*``, ``mask_token``,
-  ``decoder_*`` keep their names, which are ``HieraMAE``'s (timm ships no decoder).
+* official MAE files: ``encoder_norm.*``, ``multi_scale_fusion_heads.*`` -> ``encoder_neck.*``
+  (the ``MultiScaleFusion`` neck), ``mask_token``, ``decoder_*`` -> ``neck.*`` (the shared
+  ``MAEDecoder``), names otherwise unchanged (timm ships no decoder).
 
-* :func:`convert` gives the whole hvit_mm model (a classifier or ``HieraMAE``), for ``load_from``,
+* :func:`convert` gives the whole hvit_mm model (a classifier or a ``MaskedAutoencoder`` with a
+  Hiera backbone), for ``load_from``,
   ``tools/test.py`` and ``init_cfg=dict(type='Pretrained')`` (``Hiera.adapt_checkpoint`` takes the
-  ``backbone.*`` part). An MAE file's ``encoder_norm`` stays with ``HieraMAE``: a classifier
+  ``backbone.*`` part). An MAE file's ``encoder_norm`` stays with the fusion neck: a classifier
   fine-tuned from it starts a fresh final ``norm``, as the official fine-tuning does (timm instead
   reuses ``encoder_norm``).
 * :func:`to_official` goes back to the official names (wrap the result in ``{'model_state': ...}``).
@@ -27,7 +29,9 @@ from .registry import register_converter
 
 _TRANSITION = re.compile(r'^blocks\.\d+\.proj\.weight$')
 _ENCODER = ('patch_embed.', 'blocks.')
-_MAE = ('encoder_norm.', 'multi_scale_fusion_heads.', 'mask_token', 'decoder_')
+_FUSION = ('encoder_norm.', 'multi_scale_fusion_heads.')
+_DECODER = ('mask_token', 'decoder_')
+_MAE = _FUSION + _DECODER
 _UNSUPPORTED = ('pos_embed_spatial', 'pos_embed_temporal', 'pos_embed_win', 'pos_embed_abs')
 
 
@@ -60,8 +64,10 @@ def convert(sd: Dict[str, Tensor]) -> Dict[str, Tensor]:
             out['backbone.norm.' + k[len('head.norm.'):]] = v
         elif k.startswith(('head.projection.', 'head.fc.')):
             out['head.fc.' + k.split('.', 2)[2]] = v
-        elif k.startswith(_MAE):
-            out[k] = v
+        elif k.startswith(_FUSION):
+            out['encoder_neck.' + k] = v
+        elif k.startswith(_DECODER):
+            out['neck.' + k] = v
         else:
             raise KeyError(f'Hiera converter: unknown key {k!r}')
     if any(k.startswith(_MAE) for k in sd) and any(k.startswith('head.fc.') for k in out):
@@ -70,12 +76,15 @@ def convert(sd: Dict[str, Tensor]) -> Dict[str, Tensor]:
 
 
 def to_official(sd: Dict[str, Tensor]) -> Dict[str, Tensor]:
-    """hvit_mm model (``backbone.*``, ``head.fc.*``, HieraMAE keys) or backbone dict -> official
-    Hiera names (``norm``, ``head.projection``; MAE keys unchanged)."""
+    """hvit_mm model (``backbone.*``, ``head.fc.*``, ``encoder_neck.*``, ``neck.*``) or backbone
+    dict -> official Hiera names (``norm``, ``head.projection``, top-level MAE keys)."""
     out = {}
+    owners = {'backbone.': _ENCODER + ('norm.', 'pos_embed'), 'encoder_neck.': _FUSION,
+              'neck.': _DECODER}
     for k, v in sd.items():
-        if k.startswith('backbone.'):
-            out[k[len('backbone.'):]] = v
+        owner = next((o for o in owners if k.startswith(o)), None)
+        if owner is not None and k[len(owner):].startswith(owners[owner]):
+            out[k[len(owner):]] = v
         elif k.startswith('head.fc.'):
             out['head.projection.' + k[len('head.fc.'):]] = v
         elif k == 'pos_embed' or k.startswith(_ENCODER + ('norm.',) + _MAE):
@@ -85,4 +94,5 @@ def to_official(sd: Dict[str, Tensor]) -> Dict[str, Tensor]:
     return out
 
 
-register_converter('hiera', detect, convert)
+# above the plain-ViT formats: a Hiera encoder also has patch_embed.proj and blocks.N
+register_converter('hiera', detect, convert, priority=60)

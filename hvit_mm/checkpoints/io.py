@@ -1,6 +1,8 @@
 """Safe checkpoint I/O: every load is ``weights_only=True``; downloads are sha256-verified."""
+import contextlib
 import hashlib
 import os
+from collections import OrderedDict
 from typing import Dict, Iterable, Optional
 
 import torch
@@ -18,14 +20,31 @@ def sha256sum(path: str, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+class StateDict(OrderedDict):
+    """A state dict as read from a file, with the ``meta`` dict it was saved next to (mmengine's
+    ``{'meta': ..., 'state_dict': ...}``; None for other files): the meta says which program and
+    config wrote the weights (``hvit_mm.checkpoints.hvit`` recognises hvit_mm's own files by it)."""
+    meta: Optional[Dict] = None
+
+
 def unwrap(ckpt: Dict) -> Dict:
     """Take the weights out of ``{'state_dict': ...}`` (mmengine), ``{'model': ...}`` (MAE,
-    MAE-Lite) or ``{'model_state': ...}`` (Hiera); anything else is returned as is."""
+    MAE-Lite) or ``{'model_state': ...}`` (Hiera); anything else is returned as is. An mmengine
+    file's weights come back as a :class:`StateDict` carrying its ``meta``."""
+    meta = None
     while isinstance(ckpt, dict):
         inner = next((ckpt[k] for k in _WRAPPERS if isinstance(ckpt.get(k), dict)), None)
         if inner is None:
             break
+        if meta is None and isinstance(ckpt.get('meta'), dict) and inner is ckpt.get('state_dict'):
+            meta = ckpt['meta']
         ckpt = inner
+    if meta is not None:
+        sd = StateDict(ckpt)
+        if hasattr(ckpt, '_metadata'):  # per-module versions that load_state_dict reads
+            sd._metadata = ckpt._metadata
+        sd.meta = meta
+        return sd
     return ckpt
 
 
@@ -35,6 +54,7 @@ def load_state_dict_file(path: str, sha256: Optional[str] = None) -> Dict:
     Raises FileNotFoundError naming the path, or ValueError when ``sha256`` (full or prefix)
     does not match.
     """
+    path = __import__(__package__ + '.zoo', fromlist=['zoo']).resolve_path(path)  # hvit://NAME: zoo
     if not os.path.isfile(path):
         raise FileNotFoundError(f'checkpoint not found: {path}')
     if sha256:
@@ -42,7 +62,16 @@ def load_state_dict_file(path: str, sha256: Optional[str] = None) -> Dict:
         if not digest.startswith(sha256.lower()):
             raise ValueError(f'{path}: sha256 {digest} does not match the expected {sha256}; the file '
                              'is corrupt or not the published one, download it again')
-    return unwrap(torch.load(path, map_location='cpu', weights_only=True))
+    with _allow_runner_globals():  # a runner checkpoint also holds its message hub (numpy, ...)
+        return unwrap(torch.load(path, map_location='cpu', weights_only=True))
+
+
+def _allow_runner_globals():
+    """hvit_mm's loads read mmengine runner checkpoints whatever mmengine's version (the
+    process-wide allow-list of ``hvit_mm.compat`` is applied only to the versions that need it)."""
+    from ..compat import checkpoint_globals
+    safe = getattr(torch.serialization, 'safe_globals', None)
+    return safe(checkpoint_globals()) if safe is not None else contextlib.nullcontext()
 
 
 def load_url_verified(url: str, sha256: str, cache_dir: Optional[str] = None) -> Dict:

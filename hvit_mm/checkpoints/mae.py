@@ -79,4 +79,4 @@ def convert(sd: Dict) -> Dict:
     return map_vit(sd, what='MAE')
 
 
-register_converter('mae', detect, convert)
+register_converter('mae', detect, convert, priority=20)  # any timm-named ViT encoder

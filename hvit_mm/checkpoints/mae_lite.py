@@ -53,4 +53,4 @@ def convert(sd: Dict) -> Dict:
     return out
 
 
-register_converter('mae_lite', detect, convert)
+register_converter('mae_lite', detect, convert, priority=55)  # by its module.model. prefix

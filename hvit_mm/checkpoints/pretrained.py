@@ -31,14 +31,22 @@ def load_pretrained(module: nn.Module, checkpoint: str, prefix: Optional[str] = 
                     fmt: str = 'auto', sha256: Optional[str] = None,
                     adapt: Optional[Callable[[Dict], Dict]] = None,
                     allow_missing: Iterable[str] = (), allow_unexpected: Iterable[str] = ()) -> Dict:
-    """Load ``checkpoint`` into ``module``: read (weights_only), pick ``prefix``, convert the format
-    to hvit_mm names, ``adapt`` (e.g. resample position embeddings to the model's grid), then a
-    strict load where only the listed key prefixes may be missing/unexpected. Logs the new keys.
+    """Load ``checkpoint`` into ``module``: read (weights_only), convert the format to hvit_mm names,
+    ``adapt`` (e.g. resample position embeddings to the model's grid), then a strict load where only
+    the listed key prefixes may be missing/unexpected. Logs the new keys.
+
+    ``prefix``: where the weights sit in the file, taken before conversion (e.g. ``'module.'``).
+    None: the whole file is converted (formats are recognised by all their keys: an encoder with
+    its decoder, a runner checkpoint of any hvit_mm model), and its ``backbone.*`` part is used
+    when it has one.
 
     Returns the state dict that was loaded.
     """
-    sd = select_prefix(load_state_dict_file(checkpoint, sha256), prefix)
-    sd = to_hvit(sd, fmt)
+    sd = load_state_dict_file(checkpoint, sha256)
+    if prefix is None:
+        sd = select_prefix(to_hvit(sd, fmt), None)
+    else:
+        sd = to_hvit(select_prefix(sd, prefix), fmt)
     if adapt is not None:
         sd = adapt(sd)
     strict_load(module, sd, allow_missing, allow_unexpected, what=f'checkpoint {checkpoint}')

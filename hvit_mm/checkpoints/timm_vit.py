@@ -18,4 +18,4 @@ def convert(sd: Dict) -> Dict:
     return map_vit(sd, what='timm ViT')
 
 
-register_converter('timm_vit', detect, convert)
+register_converter('timm_vit', detect, convert, priority=10)  # 'mae' minus head.weight

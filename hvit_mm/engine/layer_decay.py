@@ -2,15 +2,17 @@
 
 A parameter of layer ``i`` out of ``n`` depths gets ``lr · rate^(n - 1 - i)``: the stem decays most,
 heads and necks not at all. Depths come from the backbone's ``get_layer_depth(name, prefix)``
-(mmpretrain's contract: ``(layer_id, num_layers)``), so every hvit_mm backbone, and mmpretrain's own,
-is served without substring rules. Parameters outside the backbone (neck, heads) get the last depth.
+(mmpretrain's contract: ``(layer_id, num_layers)``): each backbone says how deep its parameters are
+(``hvit_mm.models.backbones.base``: ``block_depth`` for flat ``blocks.i``, ``nested_block_depth``
+for ``layers.i.blocks.j``), so every hvit_mm backbone, and mmpretrain's own, is served without
+substring rules. Parameters outside the backbone (neck, heads) get the last depth.
 
 ``paramwise_cfg`` takes ``layer_decay_rate`` plus every key of mmengine's
 ``DefaultOptimWrapperConstructor`` (``custom_keys``, ``bias_decay_mult``, ``norm_decay_mult``,
 ``flat_decay_mult``, ...), which are applied first; names returned by the backbone's
 ``no_weight_decay()`` (position embeddings, cls/mask tokens) get no weight decay.
 """
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, List, Tuple
 
 from mmengine.optim import DefaultOptimWrapperConstructor
 from mmengine.logging import MMLogger
@@ -19,29 +21,6 @@ from torch import nn
 from ..registry import register_module
 
 DepthFn = Callable[[str], Tuple[int, int]]
-
-STEM = ('patch_embed', 'pos_embed', 'cls_token')
-
-
-def block_depth(param_name: str, prefix: str, depth: int, stem: Tuple[str, ...] = STEM,
-                extra: Optional[Callable[[str], Optional[int]]] = None) -> Tuple[int, int]:
-    """The depth rule of MAE / BEiT / mmpretrain that every hvit_mm backbone shares.
-
-    ``num_layers = depth + 2``: names starting with a ``stem`` entry -> 0, ``blocks.i`` -> i + 1,
-    ``extra(name)`` when it returns an int (e.g. HPViT's pools), anything else (final norms, names
-    outside ``prefix``: necks, heads) -> depth + 1. Returns ``(layer_id, num_layers)``.
-    """
-    num_layers = depth + 2
-    if not param_name.startswith(prefix):
-        return num_layers - 1, num_layers
-    name = param_name[len(prefix):]
-    if name.startswith(stem):
-        return 0, num_layers
-    if name.startswith('blocks.'):
-        return int(name.split('.')[1]) + 1, num_layers
-    layer = extra(name) if extra is not None else None
-    return (num_layers - 1 if layer is None else layer), num_layers
-
 
 def _backbone_of(model: nn.Module):
     model = getattr(model, 'module', model)  # DDP

@@ -1,6 +1,4 @@
 """Pixel targets and the masked reconstruction loss shared by every MAE-style algorithm."""
-from typing import Optional
-
 import torch
 from torch import Tensor
 
@@ -31,8 +29,7 @@ def normalize_patches(target: Tensor, eps: float = 1e-6) -> Tensor:
     return (target - mean) / (var + eps) ** 0.5
 
 
-def masked_mse(pred: Tensor, target: Tensor, visible: Tensor, norm_pix: bool = True,
-               weight: Optional[Tensor] = None) -> Tensor:
+def masked_mse(pred: Tensor, target: Tensor, visible: Tensor, norm_pix: bool = True) -> Tensor:
     """MAE's loss: squared error averaged per patch, then over **masked** patches only.
 
     Args:

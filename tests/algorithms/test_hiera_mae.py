@@ -7,20 +7,25 @@ import torch
 from mmpretrain.registry import MODELS
 
 from hvit_mm.checkpoints.hiera import convert
-from hvit_mm.models.algorithms.hiera_mae import HieraMAE, patchify_chw
+from hvit_mm.models.algorithms import MaskedAutoencoder
 from hvit_mm.models.masking import random_mask
+from hvit_mm.models.pixel_loss import masked_mse
 
 with warnings.catch_warnings():
     warnings.simplefilter('ignore')
     import hiera as official
 
 TINY = dict(embed_dims=32, num_heads=1, stages=(1, 2, 2, 1))
-DEC = dict(decoder_embed_dims=32, decoder_depth=2, decoder_num_heads=4)
+DEC = dict(type='MAEDecoder', decoder_embed_dims=32, decoder_depth=2, decoder_num_heads=4,
+           pos_embed='learned')
 
 
 def build(img=128, **kw):
-    return MODELS.build(dict(type='HieraMAE', backbone=dict(type='Hiera', arch=TINY, img_size=img,
-                                                            q_pool=2), **DEC, **kw))
+    """Hiera-MAE = the shared MaskedAutoencoder + MultiScaleFusion + MAEDecoder (learned pos)."""
+    return MODELS.build(dict(type='MaskedAutoencoder',
+                             backbone=dict(type='Hiera', arch=TINY, img_size=img, q_pool=2),
+                             encoder_neck=dict(type='MultiScaleFusion'), neck=DEC,
+                             target_layout='chw', **{'mask_ratio': 0.6, **kw}))
 
 
 def official_pair(hw=(128, 128)):
@@ -43,8 +48,8 @@ def test_loss_equals_official_with_same_mask(hw):
     mask = random_mask(2, units, 0.6, generator=torch.Generator().manual_seed(1))
     loss_ref, pred_ref, label_ref, _ = ref(x, mask=mask.visible)  # official mask: True = keep
     pred = ours.predict_patches(x, mask)
-    loss = ours.reconstruction_loss(x, pred, mask)
-    hidden = ~ours.patch_visible(mask, x)
+    hidden = ours.patch_targets(mask, x)
+    loss = masked_mse(pred, ours.target_patches(x), ~hidden)
     assert abs(loss.item() - loss_ref.item()) <= 1e-5
     assert (pred[hidden] - pred_ref).abs().max().item() <= 1e-5
     assert hidden.sum().item() == pred_ref.shape[0] == 2 * (units - int(units * 0.4)) * 4
@@ -57,7 +62,7 @@ def test_loss_equals_official_with_same_mask(hw):
 
 def test_targets_are_normalised_chw_patches():
     x = torch.arange(2 * 3 * 32 * 32, dtype=torch.float).view(2, 3, 32, 32)
-    t = patchify_chw(x, 16)
+    t = build(img=64).target_patches(x)
     assert t.shape == (2, 4, 768)
     assert torch.equal(t[0, 1].view(3, 16, 16), x[0, :, :16, 16:])
 
@@ -81,12 +86,13 @@ def test_loss_through_mmpretrain_interface_reaches_every_parameter():
 def test_reconstruct_and_official_init():
     model = build(img=64)
     model.init_weights()
-    assert torch.all(model.decoder_embed.bias == 0) and torch.all(model.backbone.blocks[0].norm1.bias == 0)
+    assert torch.all(model.neck.decoder_embed.bias == 0) and torch.all(model.backbone.blocks[0].norm1.bias == 0)
     rec = model.reconstruct(torch.randn(2, 3, 64, 96), generator=torch.Generator().manual_seed(0))
     assert rec.image.shape == (2, 3, 64, 96) and rec.visible.shape == (2, 1, 64, 96)
     assert rec.visible.sum().item() == 2 * 2 * 32 * 32  # int(6 · 0.4) = 2 visible units each
 
 
 def test_rejects_pooled_classifier_backbone():
-    with pytest.raises(ValueError, match='featmap'):
-        HieraMAE(backbone=dict(type='Hiera', arch=TINY, out_indices=(3,), out_type='avg_featmap'))
+    with pytest.raises(TypeError, match='masked image modeling'):
+        MaskedAutoencoder(backbone=dict(type='Hiera', arch=TINY, out_indices=(3,),
+                                        out_type='avg_featmap'), neck=DEC)

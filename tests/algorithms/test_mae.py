@@ -6,7 +6,7 @@ from mmpretrain.registry import MODELS
 
 import hvit_mm  # noqa: F401
 from hvit_mm.checkpoints import strict_load, to_hvit
-from hvit_mm.models.masking import mask_from_visible, num_keep, random_mask
+from hvit_mm.models.masking import Mask, mask_from_visible, num_keep, random_mask
 
 ARCH = dict(embed_dims=32, depth=2, num_heads=4)
 DEC = dict(type='MAEDecoder', decoder_embed_dims=16, decoder_depth=1, decoder_num_heads=2)
@@ -106,17 +106,17 @@ def test_equals_mmpretrain_mae_with_same_weights_and_seed():
 def test_distilled_teacher_is_frozen_and_sees_student_patches():
     model = build('DistilledMAE', teacher=teacher_cfg())
     seen = {}
-    t_fwd = model.teacher.forward_masked_with_logits
-    s_fwd = model.backbone.forward_masked_with_logits
+    t_fwd = model.teacher.forward_masked
+    s_fwd = model.backbone.forward_masked
 
     def spy(store):
-        def fwd(x, mask, blocks):
-            out = (t_fwd if store == 'teacher' else s_fwd)(x, mask, blocks)
-            seen[store] = (mask.ids_keep.clone(), torch.is_grad_enabled(), blocks)
+        def fwd(x, mask, token=None, logit_blocks=()):
+            out = (t_fwd if store == 'teacher' else s_fwd)(x, mask, token, logit_blocks)
+            seen[store] = (mask.ids_keep.clone(), torch.is_grad_enabled(), logit_blocks)
             return out
         return fwd
-    model.teacher.forward_masked_with_logits = spy('teacher')
-    model.backbone.forward_masked_with_logits = spy('student')
+    model.teacher.forward_masked = spy('teacher')
+    model.backbone.forward_masked = spy('student')
     model.train()
     assert not model.teacher.training and model.backbone.training
     losses = model.loss(torch.randn(2, 3, 64, 64), None)
@@ -137,8 +137,8 @@ def test_distilled_attention_loss_value_and_hidden_term():
     mask = random_mask(2, 16, 0.75, generator=torch.Generator().manual_seed(0))
     model.draw_mask = lambda _x, generator=None: mask
     losses = model.loss(x, None)
-    _, _, (s,) = model.backbone.forward_masked_with_logits(x, mask, (1,))
-    t_tok, _, (t,) = model.teacher.forward_masked_with_logits(x, mask, (2,))
+    s, = model.backbone.forward_masked(x, mask, logit_blocks=(1,)).logits
+    t, = model.teacher.forward_masked(x, mask, logit_blocks=(2,)).logits
     want = 2.0 * (model.attn_adapters['1'](s) - t).pow(2).mean()
     assert torch.allclose(losses['loss_attn'], want, atol=1e-6)
     assert 'loss_hidden' in losses and model.hidden_adapter.weight.shape == (48, 32)
@@ -165,19 +165,28 @@ def test_teacher_loads_pretrained_in_init_weights(tmp_path):
     assert not model.teacher.cls_token.requires_grad
 
 
-def test_dense_baseline_encodes_everything():
-    model = build('DenseMaskedAutoencoder').eval()
+def test_simmim_encodes_everything():
+    model = build('SimMIM').eval()
     x = torch.randn(2, 3, 64, 64)
+    every = torch.arange(16).expand(2, 16)
     nothing = torch.zeros(2, 16, dtype=torch.bool)
-    dense = model.backbone.forward_replaced(x, nothing, model.mask_token)
-    full, _ = model.backbone.forward_masked(x, mask_from_visible(~nothing))
-    assert (dense - full).abs().max() < 1e-5
-    visible = torch.zeros(2, 16, dtype=torch.bool)
-    visible[:, [3, 6, 9, 12]] = True
-    mask = mask_from_visible(visible)
+    dense = model.backbone.forward_masked(x, Mask(~nothing, every, nothing), model.mask_token)
+    full = model.backbone.forward_masked(x, mask_from_visible(~nothing))
+    assert (dense.tokens - full.tokens).abs().max() < 1e-5
+    replaced = torch.ones(2, 16, dtype=torch.bool)
+    replaced[:, [3, 6, 9, 12]] = False
+    mask = Mask(~nothing, every, replaced)
     y = x.clone()
     y[:, :, :16, :16] += 4  # patch 0 is masked: the encoder sees the mask token either way
     assert torch.equal(model.predict_patches(x, mask), model.predict_patches(y, mask))
     y[:, :, :16, 48:] += 4  # patch 3 is visible
     assert not torch.allclose(model.predict_patches(x, mask), model.predict_patches(y, mask))
+    # the loss is over the replaced patches: changing a visible patch's pixels does not move it
+    pred = model.predict_patches(x, mask)
+    z = x.clone()
+    z[:, :, :16, 48:] += 4
+    assert torch.equal(model.reconstruction_loss(x, pred, mask),
+                       model.reconstruction_loss(z, pred, mask))
+    drawn = model.draw_mask(x)
+    assert drawn.visible.all() and drawn.replaced.sum(1).eq(12).all()
     assert model.loss(x, None)['loss'].requires_grad

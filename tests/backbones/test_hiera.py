@@ -123,9 +123,10 @@ def test_masked_encoding_equals_official():
     mask = random_mask(2, 16, 0.6, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         _, inter = ref(x, mask=mask.visible, return_intermediates=True)  # official: 1 = keep too
-        feats, coords = ours.forward_masked(x, mask)
-    assert torch.equal(coords, mask.ids_keep)
-    assert [f.shape[2] for f in feats] == [8, 4, 2, 2]
+        out = ours.forward_masked(x, mask)
+    feats = out.stages
+    assert [f.shape[2] for f in feats] == [8, 4, 2, 2] and out.unit_tokens == 2
+    assert torch.equal(out.units(), feats[-1]) and out.prefix.shape == (2, 0, feats[-1].shape[-1])
     for r, f in zip(inter, feats):
         assert r.shape == f.shape and close(r, f)
 
@@ -135,7 +136,7 @@ def test_all_visible_masked_path_matches_forward_and_masked_pixels_do_not_leak()
     x = torch.randn(2, 3, 64, 96)
     with torch.no_grad():
         maps = model(x)
-        feats, _ = model.forward_masked(x, mask_from_visible(torch.ones(2, 6, dtype=torch.bool)))
+        feats = model.forward_masked(x, mask_from_visible(torch.ones(2, 6, dtype=torch.bool))).stages
     for m, f in zip(maps, feats):  # (B, K, u, u, C) units of a (2, 3) unit grid -> NCHW
         B, K, u, _, C = f.shape
         f = f.view(B, 2, 3, u, u, C).permute(0, 5, 1, 3, 2, 4).reshape(B, C, 2 * u, 3 * u)
@@ -145,9 +146,13 @@ def test_all_visible_masked_path_matches_forward_and_masked_pixels_do_not_leak()
     x2 = x.clone()
     x2[:, :, :32, 32:64] += 5.0  # unit 1 (row 0, col 1) is hidden
     with torch.no_grad():
-        a, _ = model.forward_masked(x, mask)
-        b, _ = model.forward_masked(x2, mask)
+        a = model.forward_masked(x, mask).stages
+        b = model.forward_masked(x2, mask).stages
     assert all(torch.equal(p, q) for p, q in zip(a, b))
+    x2[:, :, 10, 40] = float('nan')  # not multiplied away: replaced, so no NaN reaches a token
+    with torch.no_grad():
+        c = model.forward_masked(x2, mask).stages
+    assert all(torch.equal(p, q) for p, q in zip(a, c))
 
 
 def test_feature_info_strides_and_errors():

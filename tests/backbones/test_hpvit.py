@@ -5,7 +5,8 @@ import pytest
 import timm
 import torch
 
-from hvit_mm.models.backbones.hpvit import HPViT, TokenPool, run_block
+from hvit_mm.models.backbones.hpvit import HPViT, TokenPool
+from hvit_mm.models.layers import MapBlock
 from hvit_mm.models.backbones.vit import ViT
 from hvit_mm.models.layers import Block, resample_abs
 
@@ -119,18 +120,19 @@ def test_out_indices_subset_has_no_unused_params():
 def test_window_padding_is_masked():
     """A padded window attends only to its real tokens: equals the block applied to them alone."""
     torch.manual_seed(0)
-    blk = Block(16, 2).eval()
+    blk = MapBlock(16, 2, window=4).eval()
     x = torch.randn(2, 5, 6, 16)  # (B, H, W, C); window 4 pads to 8x8
+    run = lambda x, window: (setattr(blk, 'window', window), blk(x))[1]  # noqa: E731
     with torch.no_grad():
-        out = run_block(blk, x, window=4)
+        out = run(x, 4)
         corner = x[:, 4:, 4:]  # the bottom-right window holds 1x2 real tokens
-        want = blk(corner.reshape(2, 2, 16)).view(2, 1, 2, 16)
+        want = run(corner, 0)
         assert max_diff(out[:, 4:, 4:], want) <= 1e-6
         full = x[:, :4, :4]  # an unpadded window
-        want = blk(full.reshape(2, 16, 16)).view(2, 4, 4, 16)
+        want = run(full, 0)
         assert max_diff(out[:, :4, :4], want) <= 1e-6
         # a map that fits in one window is global attention
-        assert max_diff(run_block(blk, x, window=8), run_block(blk, x, window=0)) <= 1e-6
+        assert max_diff(run(x, 8), run(x, 0)) <= 1e-6
 
 
 def test_with_cp_same_gradients():
@@ -165,12 +167,13 @@ def test_pos_embed_from_checkpoint_grid_to_token_grid():
 
 def test_layer_depth_and_no_weight_decay():
     model = hpvit(pool='conv', pool_after=(0, 1, 2))
-    depth = {n: model.get_layer_depth('backbone.' + n)[0] for n, _ in model.named_parameters()}
+    depth = {n: model.get_layer_depth('backbone.' + n, 'backbone.')[0]
+             for n, _ in model.named_parameters()}
     assert depth['patch_embed.proj.weight'] == depth['pos_embed'] == 0
     assert [depth[f'blocks.{i}.norm1.weight'] for i in range(4)] == [1, 2, 3, 4]
     assert depth['pools.0.conv.weight'] == 2  # feeds blocks.1
     assert depth['norm.weight'] == depth['out_norms.0.weight'] == 5
-    assert model.get_layer_depth('neck.x')[1] == 6
+    assert model.get_layer_depth('neck.x', 'backbone.')[1] == 6
     assert model.no_weight_decay() <= {n for n, _ in model.named_parameters()}
 
 

@@ -22,9 +22,16 @@ def max_diff(a, b):
     return (a - b).abs().max().item()
 
 
+def masked(model, x, mask, **kw):
+    """forward_masked as (B, 1 + K, C) tokens (cls first) plus the MaskedFeatures."""
+    f = model.forward_masked(x, mask, **kw)
+    return torch.cat([f.prefix, f.tokens], dim=1), f
+
+
 def test_arch_zoo_sizes():
-    for name, (c, d, h, p) in {'tiny': (192, 12, 12, 16), 'mae-lite-tiny': (192, 12, 12, 16),
-                               'small': (384, 12, 12, 16), 'deit-small': (384, 12, 6, 16),
+    for name, (c, d, h, p) in {'tiny': (192, 12, 3, 16), 'mae-lite-tiny': (192, 12, 12, 16),
+                               'small': (384, 12, 6, 16), 'deit-small': (384, 12, 6, 16),
+                               'mae-lite-small': (384, 12, 12, 16),
                                'base': (768, 12, 12, 16), 'large': (1024, 24, 16, 16),
                                'huge': (1280, 32, 16, 14)}.items():
         a = ViT.arch_zoo[name]
@@ -73,12 +80,13 @@ def test_forward_masked_all_visible_equals_forward_and_keeps_exact_count():
     model = perturbed(ViT(TINY, img_size=64))
     x = torch.randn(2, 3, 64, 64)
     full = mask_from_visible(torch.ones(2, 16, dtype=torch.bool))
-    tokens, ids = model.forward_masked(x, full)
+    tokens, _ = masked(model, x, full)
     fmap, = model(x)
     assert max_diff(tokens[:, 1:].transpose(1, 2).reshape(2, 32, 4, 4), fmap) < 1e-5
     mask = random_mask(2, 16, 0.75, generator=torch.Generator().manual_seed(0))
-    tokens, ids = model.forward_masked(x, mask)
-    assert tokens.shape == (2, 1 + 4, 32) and torch.equal(ids, mask.ids_keep)
+    tokens, feats = masked(model, x, mask)
+    ids = mask.ids_keep
+    assert tokens.shape == (2, 1 + 4, 32) and feats.unit_tokens == 1 and feats.compact_hw is None
     # the visible tokens equal an encoder that never saw the others: run on the kept patches alone
     patches, _ = model.embed(x)
     kept = torch.stack([patches[b, ids[b]] for b in range(2)])
@@ -92,12 +100,11 @@ def test_logits_path_agrees_and_is_opt_in():
     model = perturbed(ViT(TINY, img_size=64))
     x = torch.randn(2, 3, 64, 64)
     mask = random_mask(2, 16, 0.5, generator=torch.Generator().manual_seed(1))
-    plain, _ = model.forward_masked(x, mask)
-    tokens, _, logits = model.forward_masked_with_logits(x, mask, (-1, 0))
+    plain, _ = masked(model, x, mask)
+    tokens, feats = masked(model, x, mask, logit_blocks=(-1, 0))
     assert max_diff(plain, tokens) < 1e-5
-    assert [lg.shape for lg in logits] == [(2, 4, 9, 9)] * 2
-    _, _, none = model.forward_masked_with_logits(x, mask, ())
-    assert none == []
+    assert [lg.shape for lg in feats.logits] == [(2, 4, 9, 9)] * 2
+    assert masked(model, x, mask)[1].logits == ()
 
 
 def test_rel_pos_index_layout():
@@ -137,10 +144,10 @@ def test_rel_pos_bias_matches_timm_beit():
     assert max_diff(got, want[:, 1:]) < 1e-5
     # masked path: the bias is gathered for the kept patches only
     full = mask_from_visible(torch.ones(2, 16, dtype=torch.bool))
-    tokens, _ = model.forward_masked(x, full)
+    tokens, _ = masked(model, x, full)
     assert max_diff(tokens, want) < 1e-5
     mask = random_mask(2, 16, 0.5, generator=torch.Generator().manual_seed(2))
-    _, _, (lg,) = model.forward_masked_with_logits(x, mask, (0,))
+    lg, = model.forward_masked(x, mask, logit_blocks=(0,)).logits
     assert lg.shape == (2, 4, 9, 9)
     assert 'blocks.2.attn.relative_position_bias_table' in model.no_weight_decay()
     with pytest.raises(ValueError, match='grid'):
@@ -181,9 +188,9 @@ def test_mask_polarity_in_masked_path():
     x = torch.randn(1, 3, 64, 64)
     y = x.clone()
     y[:, :, :16, :16] += 5.0  # patch 0 is masked
-    a, _ = model.forward_masked(x, mask)
-    b, _ = model.forward_masked(y, mask)
+    a, _ = masked(model, x, mask)
+    b, _ = masked(model, y, mask)
     assert max_diff(a, b) == 0.0
     y[:, :, :16, 16:32] += 5.0  # patch 1 is visible
-    c, _ = model.forward_masked(y, Mask(mask.visible, mask.ids_keep))
+    c, _ = masked(model, y, Mask(mask.visible, mask.ids_keep))
     assert max_diff(a, c) > 1e-3

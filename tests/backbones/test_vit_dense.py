@@ -1,4 +1,4 @@
-"""ViT dense mode (ViTDet): windowed + global MapBlocks, decomposed relative position, with_cp.
+"""ViTDet (the plain ViT for dense tasks): windowed + global MapBlocks, decomposed relative position, with_cp.
 
 References: timm's SAM encoder blocks (ViTDet's block with the same parameter names) for the
 windowed and global attention with relative position.
@@ -9,7 +9,7 @@ import pytest
 import torch
 from timm.models.vision_transformer_sam import Block as SamBlock
 
-from hvit_mm.models.backbones.vit import ViT
+from hvit_mm.models.backbones.vit import ViT, ViTDet
 from hvit_mm.models.layers import MapBlock
 from hvit_mm.models.layers.rel_pos import rel_pos_lookup, resize_rel_pos
 from hvit_mm.models.masking import random_mask
@@ -31,8 +31,8 @@ def max_diff(a, b):
 @pytest.mark.parametrize('rel_pos', [False, True])
 def test_window_covering_the_map_equals_global(rel_pos):
     """64 px / 16 = 4×4 tokens: 4×4 windows (one window) compute what global blocks compute."""
-    win = perturbed(ViT(ARCH, img_size=64, window_size=4, rel_pos_bias=rel_pos))
-    glob = ViT(ARCH, img_size=64, window_size=4, global_blocks=range(4), rel_pos_bias=rel_pos)
+    win = perturbed(ViTDet(ARCH, img_size=64, window_size=4, rel_pos_bias=rel_pos))
+    glob = ViTDet(ARCH, img_size=64, window_size=4, global_blocks=range(4), rel_pos_bias=rel_pos)
     glob.load_state_dict(win.state_dict(), strict=True)  # same shapes: window 4 = grid 4
     glob.eval()
     assert [b.window for b in win.blocks] == [4] * 4 and [b.window for b in glob.blocks] == [0] * 4
@@ -45,8 +45,8 @@ def test_window_covering_the_map_equals_global(rel_pos):
 
 
 def test_rel_pos_zero_init_equals_no_rel_pos():
-    plain = perturbed(ViT(ARCH, img_size=64, window_size=2, global_blocks=(1, 3)))
-    rel = ViT(ARCH, img_size=64, window_size=2, global_blocks=(1, 3), rel_pos_bias=True).eval()
+    plain = perturbed(ViTDet(ARCH, img_size=64, window_size=2, global_blocks=(1, 3)))
+    rel = ViTDet(ARCH, img_size=64, window_size=2, global_blocks=(1, 3), rel_pos_bias=True).eval()
     missing, unexpected = rel.load_state_dict(plain.state_dict(), strict=False)
     assert sorted(missing) == sorted(f'blocks.{i}.attn.rel_pos_{a}' for i in range(4) for a in 'hw')
     assert not unexpected
@@ -107,7 +107,7 @@ def test_with_cp_gives_the_same_gradients():
     grads = []
     for with_cp in (False, True):
         torch.manual_seed(0)
-        model = ViT(ARCH, img_size=64, window_size=2, global_blocks=(1,), rel_pos_bias=True,
+        model = ViTDet(ARCH, img_size=64, window_size=2, global_blocks=(1,), rel_pos_bias=True,
                     drop_path_rate=0.3, with_cp=with_cp)
         perturbed(model).train()
         torch.manual_seed(1)
@@ -124,7 +124,7 @@ def test_with_cp_gives_the_same_gradients():
 
 def test_shapes_at_1024_tiny_width():
     """ViTDet-B's layout (14-token windows, global blocks) on a 1024² image at a tiny width."""
-    model = ViT(ARCH, img_size=1024, window_size=14, global_blocks=(1, 3), rel_pos_bias=True).eval()
+    model = ViTDet(ARCH, img_size=1024, window_size=14, global_blocks=(1, 3), rel_pos_bias=True).eval()
     assert model.feature_info == [dict(num_chs=32, reduction=16, module='blocks.3')]
     assert [b.window for b in model.blocks] == [14, 0, 14, 0]
     assert model.blocks[1].attn.rel_pos_h.shape == (127, 16)  # 64×64 grid
@@ -134,7 +134,7 @@ def test_shapes_at_1024_tiny_width():
 
 
 def test_dense_mode_contract():
-    model = ViT(ARCH, img_size=64, window_size=2, global_blocks=(-1,), out_indices=(1, 3),
+    model = ViTDet(ARCH, img_size=64, window_size=2, global_blocks=(-1,), out_indices=(1, 3),
                 rel_pos_bias=True)
     assert model.cls_token is None and 'cls_token' not in model.state_dict()
     assert model.global_blocks == [3]
@@ -146,12 +146,14 @@ def test_dense_mode_contract():
         f'blocks.{i}.attn.rel_pos_{a}' for i in range(4) for a in 'hw'}
     names = {n for n, _ in model.named_parameters()}
     assert model.no_weight_decay() <= names
-    with pytest.raises(ValueError, match='dense mode'):
+    with pytest.raises(TypeError, match='masked image modeling'):
         model.forward_masked(torch.randn(1, 3, 64, 64), random_mask(1, 16, 0.75))
-    with pytest.raises(ValueError, match='out_type'):
-        ViT(ARCH, window_size=2, out_type='cls_token')
+    with pytest.raises(TypeError, match='out_type'):
+        ViTDet(ARCH, window_size=2, out_type='cls_token')
+    with pytest.raises(ValueError, match='window_size'):
+        ViTDet(ARCH, window_size=0)
     with pytest.raises(ValueError, match='global_blocks'):
-        ViT(ARCH, window_size=2, global_blocks=(4,))
+        ViTDet(ARCH, window_size=2, global_blocks=(4,))
 
 
 def test_mae_checkpoint_loads_into_dense_mode(tmp_path):
@@ -160,7 +162,7 @@ def test_mae_checkpoint_loads_into_dense_mode(tmp_path):
     src = perturbed(ViT(ARCH, img_size=224))
     path = tmp_path / 'mae_pretrain_tiny.pth'
     torch.save({'model': src.state_dict()}, path)
-    dense = ViT(ARCH, img_size=128, window_size=4, global_blocks=(1, 3), rel_pos_bias=True,
+    dense = ViTDet(ARCH, img_size=128, window_size=4, global_blocks=(1, 3), rel_pos_bias=True,
                 init_cfg=dict(type='Pretrained', checkpoint=str(path)))
     dense.init_weights()
     assert dense.pos_embed.shape == (1, 1 + 64, 32)

@@ -75,9 +75,11 @@ def test_official_mae_file_loads_strictly_into_hiera_mae_and_backbone():
     ref = official_mae()
     sd = ref.state_dict()
     assert conv.detect(sd)
-    mae = MODELS.build(dict(type='HieraMAE', backbone=dict(type='Hiera', arch=TINY, img_size=64,
-                                                           q_pool=2),
-                            decoder_embed_dims=32, decoder_depth=1, decoder_num_heads=2))
+    mae = MODELS.build(dict(type='MaskedAutoencoder',
+                            backbone=dict(type='Hiera', arch=TINY, img_size=64, q_pool=2),
+                            encoder_neck=dict(type='MultiScaleFusion'), target_layout='chw',
+                            neck=dict(type='MAEDecoder', decoder_embed_dims=32, decoder_depth=1,
+                                      decoder_num_heads=2, pos_embed='learned')))
     mae.load_state_dict(conv.convert(sd), strict=True)
     clf = Hiera(TINY, img_size=64, q_pool=2, out_indices=(3,), out_type='avg_featmap')
     backbone = clf.adapt_checkpoint(conv.convert(sd))  # encoder only; encoder_norm stays in MAE

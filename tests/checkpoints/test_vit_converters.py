@@ -63,7 +63,8 @@ def test_official_mae_base_equals_timm_vit_base(tmp_path):
         model = load_vit(path, 'base')
         with torch.no_grad():
             patches, = model(x)
-            tokens, _ = model.forward_masked(x, mask_from_visible(torch.ones(1, 196).bool()))
+            f = model.forward_masked(x, mask_from_visible(torch.ones(1, 196).bool()))
+            tokens = torch.cat([f.prefix, f.tokens], dim=1)
         assert (patches.flatten(2).transpose(1, 2) - want[:, 1:]).abs().max() <= 1e-5
         assert (tokens - want).abs().max() <= 1e-5  # cls token included
 
@@ -112,7 +113,7 @@ def test_timm_classifier_with_head():
     out = to_hvit(sd)
     assert torch.equal(out['head.fc.weight'], sd['head.weight'])
     model = ViT(dict(embed_dims=32, depth=2, num_heads=2), img_size=64, out_type='cls_token').eval()
-    model.load_state_dict(model.adapt_state_dict(out), strict=True)
+    model.load_state_dict(model.adapt_checkpoint(out), strict=True)
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         assert (model(x)[0] - ref.forward_features(x)[:, 0]).abs().max() <= 1e-5

@@ -4,18 +4,22 @@
 that make it tiny; ``tiny_override`` applies them wherever that type appears in ``cfg.model``, then
 derives the channels of the layers that consume the backbone's outputs from a real forward pass.
 """
-# -- tiny constructor arguments per model type (add one entry per new type) -----------------------
+# -- tiny constructor arguments per model type ----------------------------------------------------
+# Every hvit_mm backbone declares its own smallest instance (``Backbone.tiny_cfg``), so a new backbone
+# is covered without an entry here; the other types that read a backbone or dominate a CPU iteration
+# are listed below.
+def _backbone_tiny_cfgs() -> dict:
+    import hvit_mm  # noqa: F401  (registers every backbone)
+    from mmpretrain.registry import MODELS
+    from hvit_mm.models.backbones.base import Backbone
+    return {name: cls.tiny_cfg for name, cls in MODELS.module_dict.items()
+            if isinstance(cls, type) and issubclass(cls, Backbone) and cls.tiny_cfg}
+
+
 TINY_ARCH = {
-    # issue 3 (MAE / MAE-Lite): encoder, decoder (its encoder width/patch/grid follow the backbone)
-    'ViT': dict(arch=dict(embed_dims=32, depth=2, num_heads=2), img_size=64, patch_size=16,
-                global_blocks=(1,)),  # dense configs name ViT-B's (2, 5, 8, 11); ignored elsewhere
+    **_backbone_tiny_cfgs(),
+    # the shared MAE-style decoder (its encoder width/patch/grid follow the backbone)
     'MAEDecoder': dict(decoder_embed_dims=32, decoder_depth=1, decoder_num_heads=2),
-    # HPViT: 4 blocks with a pool after each of the first three (4 stages), 4-token windows
-    'HPViT': dict(arch=dict(embed_dims=32, depth=4, num_heads=2, pool_after=(0, 1, 2)),
-                  window_size=4),
-    # Hiera (issue 5): 4 stages of one block, 16..128 channels; HieraMAE: a 1-block 32-d decoder
-    'Hiera': dict(arch=dict(embed_dims=16, num_heads=1, stages=(1, 1, 1, 1)), img_size=64),
-    'HieraMAE': dict(decoder_embed_dims=32, decoder_depth=1, decoder_num_heads=2),
     # HTC++ box heads (configs/_base_/models/htcpp_fpn.py): 4 convs of 256 ch on 512 RoIs x 3 stages
     # are most of a CPU iteration; narrow convs keep the heads' structure
     'ConvFCBBoxHead': dict(conv_out_channels=32, fc_out_channels=64),

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hvit_mm.models.backbones.vit import ViT
+from hvit_mm.models.backbones.vit import ViT, ViTDet
 from hvit_mm.models.necks.simple_fpn import LayerNorm2d, SimpleFeaturePyramid
 
 
@@ -72,7 +72,7 @@ def test_builds_in_mmdet_and_mmseg_with_other_norms():
 
 
 def test_plain_vit_into_the_pyramid_trains():
-    vit = ViT(dict(embed_dims=32, depth=2, num_heads=2), img_size=64, window_size=2,
+    vit = ViTDet(dict(embed_dims=32, depth=2, num_heads=2), img_size=64, window_size=2,
               global_blocks=(1,), rel_pos_bias=True)
     neck = SimpleFeaturePyramid(32, 16, num_outs=5)
     outs = neck(vit(torch.randn(2, 3, 64, 96)))

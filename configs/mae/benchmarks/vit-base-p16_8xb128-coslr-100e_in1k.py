@@ -24,3 +24,11 @@ model = dict(
 optim_wrapper = dict(
     constructor='LayerDecayOptimWrapperConstructor',  # depths from ViT.get_layer_depth
     paramwise_cfg=dict(layer_decay_rate=0.65, flat_decay_mult=0.0))
+
+# 5 warm-up epochs, then cosine to the last epoch: no `end`/`T_max`, so the Runner ends it at
+# train_cfg.max_epochs and the ViT-L/H and MAE-Lite configs change only that
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-4, by_epoch=True, begin=0, end=5,
+         convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', eta_min=1e-6, by_epoch=True, begin=5, convert_to_iter_based=True)
+]

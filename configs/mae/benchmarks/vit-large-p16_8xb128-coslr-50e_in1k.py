@@ -9,10 +9,4 @@ model = dict(
                       'epoch_1600.pth')),
     head=dict(in_channels=1024))
 optim_wrapper = dict(optimizer=dict(lr=4e-3), paramwise_cfg=dict(layer_decay_rate=0.75))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-4, by_epoch=True, begin=0, end=5,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', T_max=45, by_epoch=True, begin=5, end=50, eta_min=1e-6,
-         convert_to_iter_based=True)
-]
 train_cfg = dict(by_epoch=True, max_epochs=50)

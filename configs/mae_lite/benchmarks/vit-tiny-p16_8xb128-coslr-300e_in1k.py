@@ -24,10 +24,4 @@ train_dataloader = dict(dataset=dict(pipeline=[
 ]))
 
 optim_wrapper = dict(optimizer=dict(lr=4e-3), paramwise_cfg=dict(layer_decay_rate=0.85))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-4, by_epoch=True, begin=0, end=5,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', T_max=295, by_epoch=True, begin=5, end=300, eta_min=1e-6,
-         convert_to_iter_based=True)
-]
 train_cfg = dict(by_epoch=True, max_epochs=300)

@@ -7,7 +7,7 @@ always in eval mode. The student's pre-softmax attention logits of one block, ma
 hidden-feature term matches the student's final (normed) tokens, through a linear map, to the
 teacher's; it is off by default, as in MAE-Lite.
 """
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Union
 
 import torch
 import torch.nn.functional as F
@@ -21,8 +21,8 @@ from .mae import MaskedAutoencoder
 
 @register_model(scopes=('mmpretrain',))
 class DistilledMAE(MaskedAutoencoder):
-    """Args (besides :class:`MaskedAutoencoder`'s):
-        teacher: backbone config of the teacher with ``forward_masked_with_logits``, normally
+    """Args (besides :class:`MaskedAutoencoder`'s, passed by keyword):
+        teacher: backbone config of the teacher (a backbone with ``attn_logits``), normally
             ``dict(type='ViT', arch='base', init_cfg=dict(type='Pretrained', checkpoint=...))``;
             its weights are loaded by ``init_weights`` (the runner calls it before training).
         student_block / teacher_block: blocks whose logits are matched (MAE-Lite: the last, -1).
@@ -33,15 +33,23 @@ class DistilledMAE(MaskedAutoencoder):
 
     def __init__(self, backbone: Dict, neck: Dict, teacher: Dict, student_block: int = -1,
                  teacher_block: int = -1, attn_loss_weight: float = 1.0,
-                 hidden_loss_weight: float = 0.0, mask_ratio: float = 0.75, norm_pix: bool = True,
-                 data_preprocessor: Optional[Dict] = None, init_cfg=None):
-        super().__init__(backbone, neck, mask_ratio, norm_pix, data_preprocessor, init_cfg)
+                 hidden_loss_weight: float = 0.0, **kwargs):
+        super().__init__(backbone, neck, **kwargs)
         self.teacher = teacher if isinstance(teacher, nn.Module) else MODELS.build(teacher)
-        if self.teacher.patch_size != self.backbone.patch_size:
-            raise ValueError(f'DistilledMAE: teacher patch {self.teacher.patch_size} != student '
-                             f'patch {self.backbone.patch_size}; both must see the same patches')
+        for who, m in (('student', self.backbone), ('teacher', self.teacher)):
+            if not getattr(m, 'attn_logits', False):
+                raise TypeError(f'DistilledMAE: the {who} {type(m).__name__} cannot return '
+                                'attention logits (attn_logits=False)')
+        if self.teacher.mim_unit != self.backbone.mim_unit:
+            raise ValueError(f'DistilledMAE: teacher unit {self.teacher.mim_unit} != student '
+                             f'unit {self.backbone.mim_unit}; both must see the same patches')
         self.teacher.requires_grad_(False)
         self.teacher.eval()
+        for what, blk, m in (('student_block', student_block, self.backbone),
+                             ('teacher_block', teacher_block, self.teacher)):
+            if not -m.depth <= blk < m.depth:
+                raise ValueError(f'DistilledMAE: {what}={blk} is out of range for a '
+                                 f'{m.depth}-block encoder')
         self.student_block = student_block % self.backbone.depth
         self.teacher_block = teacher_block % self.teacher.depth
         self.attn_loss_weight = attn_loss_weight
@@ -64,18 +72,18 @@ class DistilledMAE(MaskedAutoencoder):
         mmengine sums every key containing ``loss``."""
         x = first_view(inputs)
         mask = self.draw_mask(x)
-        tokens, ids_keep, (s_logits,) = self.backbone.forward_masked_with_logits(
-            x, mask, (self.student_block,))
-        grid = (x.shape[2] // self.patch_size, x.shape[3] // self.patch_size)
-        pred = self.neck(tokens, ids_keep, grid, self.backbone.num_prefix_tokens)
+        feats = self.backbone.forward_masked(x, mask, logit_blocks=(self.student_block,))
+        pred = self.neck(feats, mask, self.units_hw(x))
         losses = dict(loss_rec=self.reconstruction_loss(x, pred, mask))
 
         with torch.no_grad():  # the teacher sees exactly the student's visible patches
-            t_tokens, _, (t_logits,) = self.teacher.forward_masked_with_logits(
-                x, mask, (self.teacher_block,))
-        s_attn = self.attn_adapters[str(self.student_block)](s_logits)  # (B, h_t, T, T)
-        losses['loss_attn'] = self.attn_loss_weight * F.mse_loss(s_attn.float(), t_logits.float())
+            teach = self.teacher.forward_masked(x, mask, logit_blocks=(self.teacher_block,))
+        s_attn = self.attn_adapters[str(self.student_block)](feats.logits[0])  # (B, h_t, T, T)
+        losses['loss_attn'] = self.attn_loss_weight * F.mse_loss(
+            s_attn.float(), teach.logits[0].float())
         if self.hidden_adapter is not None:
+            tokens = torch.cat([feats.prefix, feats.tokens], dim=1)  # (B, P + K, C)
+            t_tokens = torch.cat([teach.prefix, teach.tokens], dim=1)
             losses['loss_hidden'] = self.hidden_loss_weight * F.mse_loss(
                 self.hidden_adapter(tokens).float(), t_tokens.float())
         return losses

@@ -19,16 +19,13 @@ from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 from mmcv.cnn import build_norm_layer
-from mmengine.model import BaseModule
 from torch import Tensor, nn
 from torch.nn.init import trunc_normal_
-from torch.utils.checkpoint import checkpoint
 
-from ...checkpoints import load_pretrained
-from ...engine.layer_decay import block_depth
 from ...registry import register_model
 from ..layers import Attention, DropPath, Mlp, attend, resample_abs
 from ..masking import Mask, upsample_units
+from .base import Backbone, MaskedFeatures, block_depth
 
 PATCH_STRIDE = 4  # 7×7 conv, stride 4, padding 3
 Q_STRIDE = 4      # flattened 2×2 pooling window
@@ -148,7 +145,7 @@ class PatchEmbed(nn.Module):
 
 
 @register_model()
-class Hiera(BaseModule):
+class Hiera(Backbone):
     """Hiera backbone for mmpretrain, mmdet and mmseg.
 
     Args:
@@ -170,8 +167,8 @@ class Hiera(BaseModule):
         norm_cfg: norm of every block (mmcv config).
         with_cp: activation checkpointing of every block while training.
         init_cfg: ``dict(type='Pretrained', checkpoint=..., prefix=...)`` loads official, timm or
-            hvit_mm files strictly (converted by ``hvit_mm.checkpoints``); otherwise the official
-            initialisation (trunc-normal 0.02, Linear/LayerNorm biases 0.02).
+            hvit_mm files strictly (converted by ``hvit_mm.checkpoints``) over the official
+            initialisation made at construction (trunc-normal 0.02, Linear/LayerNorm biases 0.02).
     """
 
     arch_zoo: Dict[str, dict] = {
@@ -183,6 +180,8 @@ class Hiera(BaseModule):
         **dict.fromkeys(['l', 'large'], dict(embed_dims=144, num_heads=2, stages=(2, 6, 36, 4))),
         **dict.fromkeys(['h', 'huge'], dict(embed_dims=256, num_heads=4, stages=(2, 6, 36, 4))),
     }
+    arch_keys = ('embed_dims', 'num_heads', 'stages')
+    tiny_cfg = dict(arch=dict(embed_dims=16, num_heads=1, stages=(1, 1, 1, 1)), img_size=64)
 
     def __init__(self, arch: Union[str, dict] = 'base', img_size: Union[int, Sequence[int]] = 224,
                  in_channels: int = 3, q_pool: int = 3,
@@ -191,14 +190,8 @@ class Hiera(BaseModule):
                  drop_path_rate: float = 0.0, mlp_ratio: float = 4.0,
                  norm_cfg: dict = dict(type='LN', eps=1e-6), with_cp: bool = False,
                  init_cfg: Optional[dict] = None):
-        super().__init__(init_cfg=init_cfg)
-        if isinstance(arch, str):
-            if arch.lower() not in self.arch_zoo:
-                raise KeyError(f'Hiera: unknown arch {arch!r}; choose from {sorted(self.arch_zoo)}')
-            arch = self.arch_zoo[arch.lower()]
-        missing = {'embed_dims', 'num_heads', 'stages'} - set(arch)
-        if missing:
-            raise KeyError(f'Hiera: custom arch needs keys {sorted(missing)}')
+        super().__init__(with_cp=with_cp, init_cfg=init_cfg)
+        arch = self.resolve_arch(arch.lower() if isinstance(arch, str) else arch)
         stages = tuple(arch['stages'])
         self.num_stages = len(stages)
         self.levels = self.num_stages - 1  # unroll levels; a mask unit is 2^levels tokens a side
@@ -211,7 +204,7 @@ class Hiera(BaseModule):
         if out_type == 'avg_featmap' and self.out_indices != (self.num_stages - 1,):
             raise ValueError("Hiera: out_type='avg_featmap' pools the last stage: set "
                              f'out_indices=({self.num_stages - 1},)')
-        self.out_type, self.q_pool, self.with_cp = out_type, q_pool, with_cp
+        self.out_type, self.q_pool, self.in_channels = out_type, q_pool, in_channels
         self.img_size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
         self.unit_px = PATCH_STRIDE * 2 ** self.levels  # 32 px mask units
         self._check_size(self.img_size)
@@ -246,6 +239,16 @@ class Hiera(BaseModule):
         self.embed_dims = C
         if out_type == 'avg_featmap':
             self.norm = norm_layer(C)
+        self.num_layers = depth + 2
+        # MIM contract: 32 px mask units; a stage's tokens per unit side = its stride within a unit
+        self.mim_unit, self.mim_dims = self.unit_px, arch['embed_dims']
+        self.mim_stages = tuple(
+            dict(num_chs=info['num_chs'], unit_tokens=self.unit_px // info['reduction'])
+            for info in self.stage_info)
+        self.mim_out = dict(self.mim_stages[-1], units_per_token=1)
+        if out_type == 'avg_featmap':  # a classifier: its final norm would sit unused in MIM
+            self.mim_unit = None
+        self._init_official()
 
     # ----------------------------------------------------------------------------------- helpers
     def _check_size(self, hw: Tuple[int, int]) -> None:
@@ -257,39 +260,37 @@ class Hiera(BaseModule):
         """Unroll levels still folded in the sequence after ``stage`` (min(stage, q_pool) pooled)."""
         return self.levels - min(stage, self.q_pool)
 
-    def embed(self, x: Tensor, mask: Optional[Mask] = None) -> Tensor:
+    def embed(self, x: Tensor, mask: Optional[Mask] = None, token: Optional[Tensor] = None
+              ) -> Tensor:
         """Stem shared by :meth:`forward` and :meth:`forward_masked`.
 
         x: (B, C_in, H, W), H and W multiples of 32. mask: over the (H/32)·(W/32) units, raster
-        order, True = visible; masked units are zeroed *before* the overlapping 7×7 conv so no
-        masked pixel leaks into a visible token, then dropped.
-        Returns unrolled tokens (B, T·K, C), T = 4^levels tokens per unit, K kept units (all
-        units without a mask).
+        order, True = visible; pixels of units the encoder must not see (hidden or replaced) are
+        zeroed *before* the overlapping 7×7 conv so none leaks into a visible token; replaced
+        units' tokens become ``token`` (1, 1, C); hidden units are dropped.
+        Returns unrolled tokens (B, T·K, C), T = 4^levels tokens per unit, K kept units in
+        ``mask.ids_keep`` order (all units, raster, without a mask).
         """
         B, _, H, W = x.shape
         self._check_size((H, W))
         units_hw = (H // self.unit_px, W // self.unit_px)
         if mask is not None:
-            if mask.visible.shape != (B, units_hw[0] * units_hw[1]):
-                raise ValueError(f'Hiera: mask {tuple(mask.visible.shape)} does not cover the '
-                                 f'{units_hw[0]}x{units_hw[1]} mask units of a {H}x{W} input')
-            x = x * upsample_units(mask.visible, units_hw, self.unit_px).to(x.dtype)
-        x = self.patch_embed(x)  # (B, C, h, w)
-        h, w = x.shape[2:]
+            # replaced, not multiplied: a NaN or Inf in a hidden unit must not reach any token
+            seen = upsample_units(mask.seen, units_hw, self.unit_px)
+            x = torch.where(seen, x, torch.zeros((), dtype=x.dtype, device=x.device))
+        x = self.patch_embed(x).permute(0, 2, 3, 1)  # (B, h, w, C)
+        h, w = x.shape[1:3]
+        if mask is not None and mask.replaced is not None:
+            tok = upsample_units(mask.replaced, units_hw, self.unit_px // PATCH_STRIDE)
+            x = torch.where(tok[:, 0, :, :, None], token.to(x.dtype), x)
         pos = resample_abs(self.pos_embed, (h, w), self.pos_grid)  # (1, h·w, C)
-        x = x.permute(0, 2, 3, 1) + pos.view(1, h, w, -1)
-        x = unroll(x, self.levels)  # (B, T·NU, C)
+        x = unroll(x + pos.view(1, h, w, -1), self.levels)  # (B, T·NU, C)
         if mask is None:
             return x
         T, C = 4 ** self.levels, x.shape[-1]
         x = x.view(B, T, -1, C)  # unit index fastest
         ids = mask.ids_keep.view(B, 1, -1, 1).expand(B, T, mask.num_keep, C)
         return x.gather(2, ids).reshape(B, -1, C)
-
-    def _run(self, blk: nn.Module, x: Tensor) -> Tensor:
-        if self.with_cp and self.training and x.requires_grad:
-            return checkpoint(blk, x, use_reentrant=False)
-        return blk(x)
 
     # ----------------------------------------------------------------------------------- forward
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
@@ -300,7 +301,7 @@ class Hiera(BaseModule):
         x = self.embed(x)
         outs = []
         for i, blk in enumerate(self.blocks):
-            x = self._run(blk, x)
+            x = self.run_block(blk, x)
             if i not in self.stage_ends:
                 continue
             stage = self.stage_ends.index(i)
@@ -314,30 +315,35 @@ class Hiera(BaseModule):
                 outs.append(reroll(x, r, (H // stride, W // stride)))
         return tuple(outs)
 
-    def forward_masked(self, x: Tensor, mask: Mask) -> Tuple[Tuple[Tensor, ...], Tensor]:
+    def forward_masked(self, x: Tensor, mask: Mask, token: Optional[Tensor] = None,
+                       logit_blocks: Sequence[int] = ()) -> MaskedFeatures:
         """Encoder on the visible mask units only (Hiera-MAE).
 
         Args:
             x: (B, C_in, H, W); mask: over the (H/32)·(W/32) units, True = visible, K visible
-                units per sample.
+                units per sample; token: (1, 1, C) for the units in ``mask.replaced``.
         Returns:
-            feats: one tensor per stage (all stages, whatever ``out_indices``):
-                (B, K, u_i, u_i, C_i), the visible units in ``mask.ids_keep`` order, each with its
-                u_i×u_i tokens in spatial order (u_i = 8, 4, 2, 1 for q_pool=3; 8, 4, 2, 2 for 2).
-            coords: ``mask.ids_keep`` (B, K), raster indices of the visible units.
+            MaskedFeatures: tokens (B, K·t², C_last) of the last stage, t = ``mim_out
+            ['unit_tokens']`` (1 for q_pool=3, 2 for q_pool=2), visible units in ``ids_keep``
+            order; stages: one (B, K, u_i, u_i, C_i) per stage (all stages, whatever
+            ``out_indices``), each unit's u_i×u_i tokens in spatial order (u_i = 8, 4, 2, 1 for
+            q_pool=3; 8, 4, 2, 2 for 2); no prefix tokens.
         """
-        x = self.embed(x, mask)
+        self.check_mask(x, mask, token, logit_blocks)
+        x = self.embed(x, mask, token)
         feats = []
         for i, blk in enumerate(self.blocks):
-            x = self._run(blk, x)
+            x = self.run_block(blk, x)
             if i in self.stage_ends:
                 feats.append(reroll_units(x, self._remaining_levels(self.stage_ends.index(i))))
-        return tuple(feats), mask.ids_keep
+        last = feats[-1]
+        return MaskedFeatures(last.flatten(1, 3), last.new_zeros(last.shape[0], 0, last.shape[-1]),
+                              unit_tokens=last.shape[2], stages=tuple(feats))
 
     # ----------------------------------------------------------------------- training contracts
-    def get_layer_depth(self, param_name: str, prefix: str = '') -> Tuple[int, int]:
-        """Layer-decay depth: stem and position embedding 0, ``blocks.i`` i+1, the rest depth+1."""
-        return block_depth(param_name, prefix, len(self.blocks), stem=('patch_embed', 'pos_embed'))
+    def layer_depth(self, name: str) -> int:
+        """Stem and position embedding 0, ``blocks.i`` i+1, the rest depth+1."""
+        return block_depth(name, len(self.blocks), stem=('patch_embed', 'pos_embed'))
 
     def no_weight_decay(self) -> set:
         return {'pos_embed'}
@@ -345,32 +351,23 @@ class Hiera(BaseModule):
     def adapt_checkpoint(self, sd: Dict[str, Tensor]) -> Dict[str, Tensor]:
         """Converted checkpoint (``backbone.*``-namespaced or bare) -> this backbone's keys, with
         ``pos_embed`` resampled from the checkpoint's grid to this model's stored grid. Pure."""
-        if any(k.startswith('backbone.') for k in sd):
-            sd = {k[len('backbone.'):]: v for k, v in sd.items() if k.startswith('backbone.')}
-        else:
-            sd = dict(sd)
+        sd = super().adapt_checkpoint(sd)
         if 'pos_embed' in sd and sd['pos_embed'].shape != self.pos_embed.shape:
             sd['pos_embed'] = resample_abs(sd['pos_embed'], self.pos_grid)
         return sd
 
-    def init_weights(self) -> None:
-        cfg = self.init_cfg
-        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
-            # a dense backbone has no final norm; a classifier from an MAE file starts a fresh one
-            norm = ('norm.',)
-            load_pretrained(self, cfg['checkpoint'], prefix=cfg.get('prefix'),
-                            fmt=cfg.get('fmt', 'auto'), sha256=cfg.get('sha256'),
-                            adapt=self.adapt_checkpoint,
-                            allow_missing=norm if hasattr(self, 'norm') else (),
-                            allow_unexpected=() if hasattr(self, 'norm') else norm)
-        else:
-            trunc_normal_(self.pos_embed, std=0.02)
-            for m in self.modules():
-                if isinstance(m, (nn.Linear, nn.Conv2d)):
-                    trunc_normal_(m.weight, std=0.02)
-                    if isinstance(m, nn.Linear) and m.bias is not None:
-                        nn.init.constant_(m.bias, 0.02)
-                elif isinstance(m, nn.LayerNorm):
-                    nn.init.constant_(m.weight, 1.0)
+    def pretrained_allowances(self):
+        """A dense backbone has no final norm; a classifier from an MAE file starts a fresh one."""
+        norm = ('norm.',)
+        return (norm, ()) if hasattr(self, 'norm') else ((), norm)
+
+    def _init_official(self) -> None:
+        trunc_normal_(self.pos_embed, std=0.02)
+        for m in self.modules():
+            if isinstance(m, (nn.Linear, nn.Conv2d)):
+                trunc_normal_(m.weight, std=0.02)
+                if isinstance(m, nn.Linear) and m.bias is not None:
                     nn.init.constant_(m.bias, 0.02)
-        self._is_init = True
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.constant_(m.weight, 1.0)
+                nn.init.constant_(m.bias, 0.02)

@@ -1,6 +1,6 @@
 """HPViT: a plain ViT made hierarchical, so off-the-shelf plain-ViT checkpoints serve dense tasks.
 
-Our design (the paper, arXiv 2211.01785, has no public code; see DESIGN.md "HPViT, our design"):
+Our design (the paper, arXiv 2211.01785, has no public code, so this is hvit_mm's own):
 
 * The plain ViT's blocks are reused unchanged (timm parameter names), all at the ViT width.
 * The patch embedding keeps the checkpoint's ``patch_size`` kernel (16×16) but runs at stride 4
@@ -24,15 +24,13 @@ from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
-import torch.utils.checkpoint as cp
 from mmengine.logging import MMLogger
-from mmengine.model import BaseModule
 from torch import Tensor, nn
 
-from ...checkpoints import load_pretrained, select_prefix
-from ...engine.layer_decay import block_depth
+from ...checkpoints import select_prefix
 from ...registry import register_model
-from ..layers import Block, resample_abs, sincos_2d, window_partition, window_unpartition
+from ..layers import MapBlock, resample_abs, sincos_2d
+from .base import Backbone, block_depth
 from .vit import ViT
 
 # Keys of plain-ViT checkpoints that HPViT has no use for; dropped (and logged) by the adapter.
@@ -82,27 +80,8 @@ class TokenPool(nn.Module):
         return x.permute(0, 2, 3, 1)  # (B, C, H/2, W/2) -> (B, H/2, W/2, C)
 
 
-def run_block(block: Block, x: Tensor, window: int = 0) -> Tensor:
-    """Apply a token block to a (B, H, W, C) map, globally (``window=0``) or in k×k windows.
-
-    Windows are zero-padded to multiples of ``window`` (bottom/right); the padded tokens are
-    excluded from the keys through a bool attention mask (True = may attend) and cut off after
-    the block. A map that fits in one window is attended globally (the same function, cheaper).
-    Returns (B, H, W, C).
-    """
-    B, H, W, C = x.shape
-    if window <= 0 or (H <= window and W <= window):
-        return block(x.reshape(B, H * W, C)).view(B, H, W, C)
-    windows, padded_hw = window_partition(x, window)  # (B·nW, k², C)
-    bias = None
-    if padded_hw != (H, W):
-        valid, _ = window_partition(x.new_ones(1, H, W, 1), window)  # (nW, k², 1), 0 at padding
-        bias = (valid[:, :, 0] > 0).repeat(B, 1)[:, None, None, :]  # (B·nW, 1, 1, k²)
-    return window_unpartition(block(windows, bias), window, padded_hw, (H, W))
-
-
 @register_model()
-class HPViT(BaseModule):
+class HPViT(Backbone):
     """Hierarchical plain ViT. Any plain-ViT checkpoint hvit_mm converts loads into it.
 
     Args:
@@ -138,6 +117,9 @@ class HPViT(BaseModule):
     # with three pools after blocks 1, 3 and depth - 3: stages of 2/2/depth-6/2 blocks as Swin's
     arch_zoo: Dict[str, dict] = {
         name: dict(cfg, pool_after=(1, 3, cfg['depth'] - 3)) for name, cfg in ViT.arch_zoo.items()}
+    arch_keys = ViT.arch_keys
+    tiny_cfg = dict(arch=dict(embed_dims=32, depth=4, num_heads=2, pool_after=(0, 1, 2)),
+                    window_size=4)
 
     def __init__(self, arch: Union[str, dict] = 'base', img_size: Union[int, Sequence[int]] = 224,
                  patch_size: Optional[int] = None, patch_stride: int = 4, in_channels: int = 3,
@@ -147,8 +129,8 @@ class HPViT(BaseModule):
                  drop_path_rate: float = 0.0, qkv_bias: bool = True,
                  norm_cfg: dict = dict(type='LN', eps=1e-6), with_cp: bool = False,
                  init_cfg: Optional[dict] = None):
-        super().__init__(init_cfg=init_cfg)
-        cfg = self._arch(arch)
+        super().__init__(with_cp=with_cp, init_cfg=init_cfg)
+        cfg = self.resolve_arch(arch)
         dim, depth = cfg['embed_dims'], cfg['depth']
         patch_size = patch_size or cfg.get('patch_size', 16)
         pool_after = tuple(cfg.get('pool_after', ()) if pool_after is None else pool_after)
@@ -168,7 +150,8 @@ class HPViT(BaseModule):
         norm_layer = lambda d: nn.LayerNorm(d, eps=eps)  # noqa: E731
 
         self.embed_dims, self.depth, self.num_heads = dim, depth, cfg['num_heads']
-        self.pool_after, self.out_indices, self.with_cp = pool_after, out_indices, with_cp
+        self.pool_after, self.out_indices = pool_after, out_indices
+        self.num_layers = depth + 2
         self.patch_stride = patch_stride
         img_hw = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
         self.pos_grid = (img_hw[0] // patch_size, img_hw[1] // patch_size)
@@ -176,14 +159,15 @@ class HPViT(BaseModule):
         self.patch_embed = PatchEmbed(in_channels, dim, patch_size, patch_stride)
         self.pos_embed = nn.Parameter(torch.zeros(1, self.pos_grid[0] * self.pos_grid[1], dim))
         dpr = torch.linspace(0, drop_path_rate, depth).tolist()
-        self.blocks = nn.ModuleList(
-            Block(dim, cfg['num_heads'], cfg.get('mlp_ratio', 4.0), qkv_bias, dpr[i], norm_layer)
-            for i in range(depth))
-        self.pools = nn.ModuleList(TokenPool(dim, pool) for _ in pool_after)
         # stage of each block, and the window (0 = global) it attends in
         self.block_stage = [sum(i > p for p in pool_after) for i in range(depth)]
         self.block_window = [window_size if attn_types[s] == 'window' else 0
                              for s in self.block_stage]
+        self.blocks = nn.ModuleList(
+            MapBlock(dim, cfg['num_heads'], cfg.get('mlp_ratio', 4.0), qkv_bias, dpr[i],
+                     norm_layer, window=self.block_window[i])
+            for i in range(depth))
+        self.pools = nn.ModuleList(TokenPool(dim, pool) for _ in pool_after)
         # the last stage reuses the checkpoint's final norm; earlier outputs get new norms
         last = num_stages - 1
         self.out_norms = nn.ModuleDict({str(s): norm_layer(dim) for s in out_indices if s != last})
@@ -193,32 +177,7 @@ class HPViT(BaseModule):
                  module='norm' if s == last else f'out_norms.{s}') for s in out_indices]
         self._init_random()
 
-    @classmethod
-    def _arch(cls, arch: Union[str, dict]) -> dict:
-        if isinstance(arch, str):
-            if arch not in cls.arch_zoo:
-                raise KeyError(f'HPViT: unknown arch {arch!r}; choose from {sorted(cls.arch_zoo)} '
-                               'or pass a dict(embed_dims=, depth=, num_heads=)')
-            return dict(cls.arch_zoo[arch])
-        missing = {'embed_dims', 'depth', 'num_heads'} - set(arch)
-        if missing:
-            raise KeyError(f'HPViT: arch dict lacks {sorted(missing)}')
-        return dict(arch)
-
     # ----------------------------------------------------------------------------- initialisation
-    def init_weights(self) -> None:
-        """``init_cfg=dict(type='Pretrained', ...)``: a strict load of a plain-ViT checkpoint over
-        the random initialisation made at construction (timm's ViT init, the sin-cos table at the
-        stored grid, averaging pools), which is what the new parameters keep."""
-        cfg = self.init_cfg
-        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
-            load_pretrained(self, cfg['checkpoint'], prefix=cfg.get('prefix'),
-                            fmt=cfg.get('fmt', 'auto'), sha256=cfg.get('sha256'),
-                            adapt=self.adapt_checkpoint, allow_missing=self.new_param_prefixes())
-        elif cfg is not None:
-            raise ValueError(f"HPViT: init_cfg must be None or type='Pretrained', got {cfg}")
-        self._is_init = True
-
     def _init_random(self) -> None:
         self.pos_embed.data.copy_(sincos_2d(self.pos_grid, self.embed_dims))
         w = self.patch_embed.proj.weight.data
@@ -235,10 +194,12 @@ class HPViT(BaseModule):
             elif isinstance(m, TokenPool):
                 m.reset_parameters()
 
-    def new_param_prefixes(self) -> Tuple[str, ...]:
-        """Parameter prefixes a plain-ViT checkpoint does not have (the final ``norm`` is new only
-        when the checkpoint has none, e.g. a global-pool fine-tuned one without ``fc_norm``)."""
-        return ('pools.', 'out_norms.', 'norm.')
+    def pretrained_allowances(self):
+        """A plain-ViT checkpoint lacks the pools and new output norms (and the final ``norm`` when
+        it has none, e.g. a global-pool fine-tuned one without ``fc_norm``). An HPViT run's own
+        checkpoint loads with ``prefix='', fmt='hvit'``; ``init_cfg`` types other than
+        ``Pretrained`` are mmengine's (the random initialisation is made at construction)."""
+        return ('pools.', 'out_norms.', 'norm.'), ()
 
     def adapt_checkpoint(self, sd: Dict[str, Tensor]) -> Dict[str, Tensor]:
         """Pure: a converted plain-ViT (or HPViT) state dict, bare or ``backbone.``-namespaced (as
@@ -281,12 +242,6 @@ class HPViT(BaseModule):
         pe = resample_abs(self.pos_embed, hw, self.pos_grid)  # unchanged at the stored grid
         return x + pe.view(1, hw[0], hw[1], -1)
 
-    def _block(self, i: int, x: Tensor) -> Tensor:
-        if self.with_cp and self.training and x.requires_grad:
-            return cp.checkpoint(run_block, self.blocks[i], x, self.block_window[i],
-                                 use_reentrant=False)
-        return run_block(self.blocks[i], x, self.block_window[i])
-
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
         """Images (B, C, H, W) -> tuple of normalised maps (B, C_embed, H_s, W_s), one per stage in
         ``out_indices``, stage s at stride ``patch_stride · 2^s``: H_0 = floor(H / 4), then
@@ -294,7 +249,7 @@ class HPViT(BaseModule):
         x = self._embed(x)
         outs, stage = [], 0
         for i in range(self.depth):
-            x = self._block(i, x)
+            x = self.run_block(self.blocks[i], x)
             if i in self.pool_after or i == self.depth - 1:
                 if stage in self.out_indices:
                     norm = self.norm if i == self.depth - 1 else self.out_norms[str(stage)]
@@ -305,16 +260,14 @@ class HPViT(BaseModule):
         return tuple(outs)
 
     # ------------------------------------------------------------- optimiser contract (STYLE 11)
-    def get_layer_depth(self, param_name: str, prefix: str = 'backbone.') -> Tuple[int, int]:
-        """(layer_id, num_layers) for layer-wise lr decay, num_layers = depth + 2: patch and
-        position embeddings 0, ``blocks.i`` i + 1, a pool after block i i + 2 (it feeds block i + 1), the
-        output norms and anything outside the backbone depth + 1."""
-        def pool_depth(name: str):  # a pool after block i feeds block i + 1
+    def layer_depth(self, name: str) -> int:
+        """Patch and position embeddings 0, ``blocks.i`` i + 1, a pool after block i i + 2 (it
+        feeds block i + 1), the output norms depth + 1."""
+        def pool_depth(name: str):
             if name.startswith('pools.'):
                 return self.pool_after[int(name.split('.')[1])] + 2
             return None
-        return block_depth(param_name, prefix, self.depth, stem=('patch_embed', 'pos_embed'),
-                           extra=pool_depth)
+        return block_depth(name, self.depth, stem=('patch_embed', 'pos_embed'), extra=pool_depth)
 
     def no_weight_decay(self) -> set:
         """Parameter names (no prefix) excluded from weight decay."""

@@ -9,24 +9,23 @@ Token layout: one cls token followed by the H/p × W/p patch tokens in raster or
 ``img_size`` grid as ``(1, 1 + N, C)`` (the shape of the official files) and resampled bicubically in
 forward when the input grid differs.
 
-Dense mode (``window_size > 0``, ViTDet): no cls token; the patch tokens stay a (B, H/p, W/p, C) map
-and every block is a :class:`~hvit_mm.models.layers.MapBlock` attending in ``window_size``² windows,
-except ``global_blocks`` (ViTDet-B: 2, 5, 8, 11), optionally with decomposed relative position
-(``rel_pos_bias=True``). A single stride-16 map comes out; ``SimpleFeaturePyramid`` builds the
-pyramid. Any input size works (windows are padded; position tables are resampled).
+:class:`ViTDet` is the same encoder for dense tasks (same stem, same checkpoints): no cls token; the
+patch tokens stay a (B, H/p, W/p, C) map and every block is a :class:`~hvit_mm.models.layers.MapBlock`
+attending in ``window_size``² windows, except ``global_blocks`` (ViTDet-B: 2, 5, 8, 11), optionally
+with decomposed relative position (``rel_pos_bias=True``). A single stride-16 map comes out;
+``SimpleFeaturePyramid`` builds the pyramid. Any input size works (windows are padded; position
+tables are resampled).
 """
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
-import torch.utils.checkpoint as cp
-from mmengine.model import BaseModule
 from torch import Tensor, nn
 
-from ...checkpoints import load_pretrained, select_prefix
-from ...engine.layer_decay import block_depth
+from ...checkpoints import select_prefix
 from ...registry import register_model
 from ..layers import Attention, Block, MapBlock, resample_abs, sincos_2d
 from ..masking import Mask, gather_tokens
+from .base import Backbone, MaskedFeatures, block_depth
 
 NUM_PREFIX = 1  # the cls token
 
@@ -84,12 +83,14 @@ class RelPosAttention(Attention):
 
 
 @register_model()
-class ViT(BaseModule):
+class ViT(Backbone):
     """Plain Vision Transformer with MAE's fixed sin-cos position embedding.
 
     Args:
         arch: a key of :attr:`arch_zoo` or a dict with ``embed_dims``, ``depth``, ``num_heads``
-            (optional ``mlp_ratio``, ``patch_size``).
+            (optional ``mlp_ratio``, ``patch_size``). ``tiny``/``small`` are DeiT's sizes (3 / 6
+            heads, timm's ``vit_tiny``/``vit_small``); MAE-Lite's 12-head variants are
+            ``mae-lite-tiny``/``mae-lite-small``.
         img_size: image size the position table is stored for (int or (H, W)).
         patch_size: patch side; the arch's (16; 14 for huge) when None.
         in_channels: image channels.
@@ -98,99 +99,87 @@ class ViT(BaseModule):
         out_type: ``'featmap'`` (B, C, H/p, W/p) maps, ``'cls_token'`` (B, C) after ``norm``, or
             ``'avg_featmap'`` (B, C): mean of the patch tokens through ``fc_norm`` (MAE fine-tuning).
         final_norm: keep ``norm`` after the last block (MAE drops it when fine-tuning globally pooled).
-        rel_pos_bias: per-block relative position: BEiT's bias table (MAE-Lite's RPE fine-tuning)
-            or, in dense mode, ViTDet's decomposed tables ``attn.rel_pos_h/w``. Zero-initialised.
-        window_size: > 0 selects dense mode (see the module docstring): k×k-token windows.
-        global_blocks: in dense mode, the blocks that attend over the whole map.
-        with_cp: activation checkpointing of every block while training (1024² detection).
+        rel_pos_bias: BEiT's per-block relative position bias table (MAE-Lite's RPE fine-tuning),
+            zero-initialised.
         qkv_bias: bias on the qkv projections.
         norm_eps: LayerNorm epsilon (1e-6 in MAE and timm).
         frozen_stages: freeze the stem and the first ``frozen_stages`` blocks (``depth``: all, for
             linear probing; then ``norm`` too).
+        with_cp: activation checkpointing of every block while training.
         init_cfg: ``dict(type='Pretrained', checkpoint=..., prefix=...)`` loads a checkpoint of any
-            registered format strictly (see :meth:`init_weights`).
+            registered format strictly (see :meth:`Backbone.init_weights`).
     """
     arch_zoo = {
-        # MAE-Lite's ViT-Tiny: DeiT-Tiny's width with 12 heads (head dim 16) instead of 3
-        **dict.fromkeys(['t', 'tiny', 'mae-lite-tiny'],
-                        dict(embed_dims=192, depth=12, num_heads=12)),
-        # MAE-Lite's ViT-Small has 12 heads; DeiT-S / timm's vit_small use 6 ('deit-small')
-        **dict.fromkeys(['s', 'small', 'mae-lite-small'],
-                        dict(embed_dims=384, depth=12, num_heads=12)),
-        'deit-tiny': dict(embed_dims=192, depth=12, num_heads=3),
-        'deit-small': dict(embed_dims=384, depth=12, num_heads=6),
+        # DeiT / timm sizes: a timm vit_tiny / vit_small file loads into these and computes the same
+        **dict.fromkeys(['t', 'tiny', 'deit-tiny'], dict(embed_dims=192, depth=12, num_heads=3)),
+        **dict.fromkeys(['s', 'small', 'deit-small'], dict(embed_dims=384, depth=12, num_heads=6)),
+        # MAE-Lite: DeiT's widths with 12 heads (head dim 16 / 32)
+        'mae-lite-tiny': dict(embed_dims=192, depth=12, num_heads=12),
+        'mae-lite-small': dict(embed_dims=384, depth=12, num_heads=12),
         **dict.fromkeys(['b', 'base'], dict(embed_dims=768, depth=12, num_heads=12)),
         **dict.fromkeys(['l', 'large'], dict(embed_dims=1024, depth=24, num_heads=16)),
         **dict.fromkeys(['h', 'huge'], dict(embed_dims=1280, depth=32, num_heads=16, patch_size=14)),
     }
+    arch_keys = ('embed_dims', 'depth', 'num_heads')
     OUT_TYPES = ('featmap', 'cls_token', 'avg_featmap')
     num_prefix_tokens = NUM_PREFIX
+    attn_logits = True
+    tiny_cfg = dict(arch=dict(embed_dims=32, depth=2, num_heads=2), img_size=64)
 
     def __init__(self, arch: Union[str, Dict] = 'base', img_size: Union[int, Tuple[int, int]] = 224,
                  patch_size: Optional[int] = None, in_channels: int = 3,
                  drop_path_rate: float = 0.0, out_indices: Union[int, Sequence[int]] = -1,
                  out_type: str = 'featmap', final_norm: bool = True, rel_pos_bias: bool = False,
                  qkv_bias: bool = True, norm_eps: float = 1e-6, frozen_stages: int = -1,
-                 window_size: int = 0, global_blocks: Sequence[int] = (), with_cp: bool = False,
-                 init_cfg: Optional[Union[Dict, List[Dict]]] = None):
-        super().__init__(init_cfg=init_cfg)
-        if isinstance(arch, str):
-            if arch not in self.arch_zoo:
-                raise KeyError(f'ViT: unknown arch {arch!r}; choose from {sorted(self.arch_zoo)} '
-                               'or pass a dict(embed_dims=, depth=, num_heads=)')
-            arch = self.arch_zoo[arch]
-        missing = {'embed_dims', 'depth', 'num_heads'} - set(arch)
-        if missing:
-            raise KeyError(f'ViT: arch dict lacks {sorted(missing)}')
+                 with_cp: bool = False, init_cfg: Optional[Union[Dict, List[Dict]]] = None):
+        super().__init__(with_cp=with_cp, init_cfg=init_cfg)
+        arch = self.resolve_arch(arch)
         if out_type not in self.OUT_TYPES:
-            raise ValueError(f'ViT: out_type must be one of {self.OUT_TYPES}, got {out_type!r}')
+            raise ValueError(f'{type(self).__name__}: out_type must be one of {self.OUT_TYPES}, '
+                             f'got {out_type!r}')
         self.embed_dims = C = arch['embed_dims']
         self.depth = depth = arch['depth']
         self.num_heads = arch['num_heads']
         self.patch_size = p = patch_size or arch.get('patch_size', 16)
+        self.in_channels = in_channels
         self.img_size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
         self.grid_size = (self.img_size[0] // p, self.img_size[1] // p)
         self.out_type = out_type
         out_indices = [out_indices] if isinstance(out_indices, int) else list(out_indices)
         self.out_indices = sorted(i % depth for i in out_indices)
         self.frozen_stages = frozen_stages
-        self.dense, self.with_cp = window_size > 0, with_cp
-        if self.dense and out_type != 'featmap':
-            raise ValueError(f"ViT: dense mode (window_size > 0) returns maps; out_type={out_type!r}")
-        bad = [i for i in global_blocks if not -depth <= i < depth]
-        if bad:
-            raise ValueError(f'ViT: global_blocks {bad} out of range for depth {depth}')
-        self.global_blocks = sorted(i % depth for i in global_blocks)
+        self.rel_pos_bias = rel_pos_bias
+        self.num_layers = depth + 2
+        # MIM contract: one token per patch-sized unit
+        self.mim_unit, self.mim_dims = p, C
+        self.mim_out = dict(num_chs=C, unit_tokens=1, units_per_token=1)
 
         norm = lambda dim: nn.LayerNorm(dim, eps=norm_eps)  # noqa: E731
         self.patch_embed = nn.Module()
         self.patch_embed.proj = nn.Conv2d(in_channels, C, p, stride=p)
-        # dense mode has no cls token (an unused parameter would break DDP); its position row stays
-        # in the table so the table keeps the checkpoints' shape
-        self.cls_token = None if self.dense else nn.Parameter(torch.zeros(1, 1, C))
+        self.cls_token = self._make_cls_token(C)
         # fixed, yet a parameter (not a buffer) so checkpoints carry it as the official files do
         self.pos_embed = nn.Parameter(sincos_2d(self.grid_size, C, NUM_PREFIX), requires_grad=False)
         dpr = torch.linspace(0, drop_path_rate, depth).tolist()
         mlp_ratio = arch.get('mlp_ratio', 4.0)
-        self.blocks = nn.ModuleList()
-        for i in range(depth):
-            if self.dense:
-                window = 0 if i in self.global_blocks else window_size
-                rel_size = (window, window) if window else self.grid_size
-                self.blocks.append(MapBlock(C, self.num_heads, mlp_ratio, qkv_bias, dpr[i], norm,
-                                            window, rel_size if rel_pos_bias else None))
-                continue
-            blk = Block(C, self.num_heads, mlp_ratio, qkv_bias, dpr[i], norm)
-            if rel_pos_bias:
-                blk.attn = RelPosAttention(C, self.num_heads, self.grid_size, qkv_bias)
-            self.blocks.append(blk)
-        self.rel_pos_bias = rel_pos_bias
+        self.blocks = nn.ModuleList(self._make_block(i, C, mlp_ratio, qkv_bias, dpr[i], norm)
+                                    for i in range(depth))
         self.norm = norm(C) if final_norm else nn.Identity()
         self.fc_norm = norm(C) if out_type == 'avg_featmap' else nn.Identity()
         self.feature_info = [dict(num_chs=C, reduction=p, module=f'blocks.{i}')
                              for i in self.out_indices]
         self._init_mae()
         self._freeze()
+
+    def _make_cls_token(self, dim: int) -> Optional[nn.Parameter]:
+        return nn.Parameter(torch.zeros(1, 1, dim))
+
+    def _make_block(self, i: int, dim: int, mlp_ratio: float, qkv_bias: bool, drop_path: float,
+                    norm) -> nn.Module:
+        blk = Block(dim, self.num_heads, mlp_ratio, qkv_bias, drop_path, norm)
+        if self.rel_pos_bias:
+            blk.attn = RelPosAttention(dim, self.num_heads, self.grid_size, qkv_bias)
+        return blk
 
     # ------------------------------------------------------------------ init / loading
     def _init_mae(self) -> None:
@@ -209,28 +198,21 @@ class ViT(BaseModule):
         if self.cls_token is not None:
             nn.init.normal_(self.cls_token, std=0.02)
 
-    def init_weights(self) -> None:
-        """``init_cfg=dict(type='Pretrained', checkpoint, prefix=None)``: strict load of any format
-        ``hvit_mm.checkpoints.to_hvit`` knows; the position table is resampled to ``img_size``;
-        ``fc_norm`` / relative position tables may be new, a dropped ``norm`` may be extra."""
-        cfg = self.init_cfg
-        if not (isinstance(cfg, dict) and cfg.get('type') == 'Pretrained'):
-            return super().init_weights()
+    def pretrained_allowances(self):
+        """``fc_norm`` / relative position tables may be new; a dropped ``norm``, a fine-tuned
+        file's ``fc_norm`` or a cls token this model does not use may be extra."""
         own = self.state_dict()
-        allow_missing = [k for k in ('fc_norm.',) if k + 'weight' in own]
-        allow_missing += [k for k in own
-                          if k.endswith(('relative_position_bias_table', 'rel_pos_h', 'rel_pos_w'))]
-        allow_unexpected = [] if 'norm.weight' in own else ['norm.']
+        missing = [k for k in ('fc_norm.',) if k + 'weight' in own]
+        missing += [k for k in own
+                    if k.endswith(('relative_position_bias_table', 'rel_pos_h', 'rel_pos_w'))]
+        unexpected = [] if 'norm.weight' in own else ['norm.']
         if self.cls_token is None:
-            allow_unexpected.append('cls_token')
+            unexpected.append('cls_token')
         if 'fc_norm.weight' not in own:
-            allow_unexpected.append('fc_norm.')  # a fine-tuned file loaded for dense tasks
-        load_pretrained(self, cfg['checkpoint'], prefix=cfg.get('prefix'), fmt=cfg.get('fmt', 'auto'),
-                        sha256=cfg.get('sha256'), adapt=self.adapt_state_dict,
-                        allow_missing=allow_missing, allow_unexpected=allow_unexpected)
-        self._is_init = True
+            unexpected.append('fc_norm.')  # a fine-tuned file loaded for dense tasks
+        return missing, unexpected
 
-    def adapt_state_dict(self, sd: Dict) -> Dict:
+    def adapt_checkpoint(self, sd: Dict) -> Dict:
         """Converted (``backbone.*``-namespaced or bare) dict -> this backbone's keys, with
         ``pos_embed`` resampled from the checkpoint's grid to ``img_size``'s. Input not mutated."""
         if any(k.startswith('backbone.') for k in sd):
@@ -260,26 +242,30 @@ class ViT(BaseModule):
         return self
 
     # ------------------------------------------------------------------ optimiser contract
-    def get_layer_depth(self, param_name: str, prefix: str = '') -> Tuple[int, int]:
-        """``(layer_id, num_layers)`` for layer-wise lr decay, ``num_layers = depth + 2``:
-        cls_token / pos_embed / patch_embed -> 0, ``blocks.i`` -> i + 1, the rest -> depth + 1."""
-        return block_depth(param_name, prefix, self.depth)
+    def layer_depth(self, name: str) -> int:
+        """cls_token / pos_embed / patch_embed -> 0, ``blocks.i`` -> i + 1, the rest -> depth + 1."""
+        return block_depth(name, self.depth, stem=('patch_embed', 'pos_embed', 'cls_token'))
 
     def no_weight_decay(self) -> set:
         """Parameter names (no prefix) excluded from weight decay."""
-        names = {'pos_embed'} if self.dense else {'pos_embed', 'cls_token'}
+        names = {'pos_embed'} if self.cls_token is None else {'pos_embed', 'cls_token'}
         if self.rel_pos_bias:
-            tables = ('rel_pos_h', 'rel_pos_w') if self.dense else ('relative_position_bias_table',)
-            names |= {f'blocks.{i}.attn.{t}' for i in range(self.depth) for t in tables}
+            names |= {f'{n}' for n, _ in self.named_parameters()
+                      if n.endswith(('relative_position_bias_table', 'rel_pos_h', 'rel_pos_w'))}
         return names
 
     # ------------------------------------------------------------------ forward
-    def embed(self, x: Tensor) -> Tuple[Tensor, Tuple[int, int]]:
-        """Shared stem. x: (B, C_in, H, W) -> patch tokens with position added (B, N, C), grid (h, w)."""
+    def embed(self, x: Tensor, replaced: Optional[Tensor] = None, token: Optional[Tensor] = None
+              ) -> Tuple[Tensor, Tuple[int, int]]:
+        """Shared stem. x: (B, C_in, H, W) -> patch tokens with position added (B, N, C), grid
+        (h, w). Patches where ``replaced`` (B, N) bool is True become ``token`` (1, 1, C) first."""
         x = self.patch_embed.proj(x)  # (B, C, h, w)
         hw = (x.shape[2], x.shape[3])
+        x = x.flatten(2).transpose(1, 2)  # (B, N, C)
+        if replaced is not None:
+            x = torch.where(replaced[..., None], token.to(x.dtype), x)
         pos = resample_abs(self.pos_embed, hw, self.grid_size, NUM_PREFIX)
-        return x.flatten(2).transpose(1, 2) + pos[:, NUM_PREFIX:], hw
+        return x + pos[:, NUM_PREFIX:], hw
 
     def _with_cls(self, patches: Tensor) -> Tensor:
         """(B, K, C) -> (B, 1 + K, C) with the cls token (plus its position row) in front."""
@@ -299,34 +285,10 @@ class ViT(BaseModule):
                 x, lg = blk.forward_with_logits(x, bias)
                 logits.append(lg)
             else:
-                x = self._block(blk, x, bias)
+                x = self.run_block(blk, x, bias)
             if i in taps:
                 outs.append(self.norm(x) if i == self.depth - 1 else x)
         return x, logits, outs
-
-    def _block(self, blk: nn.Module, x: Tensor, bias: Optional[Tensor] = None) -> Tensor:
-        """One block, activation-checkpointed while training with ``with_cp``: its activations
-        are recomputed in backward instead of kept (about one block's worth of memory in all)."""
-        if self.with_cp and self.training and x.requires_grad:
-            return cp.checkpoint(blk, x, bias, use_reentrant=False)
-        return blk(x, bias)
-
-    def _forward_dense(self, x: Tensor) -> Tuple[Tensor, ...]:
-        """Dense mode: (B, C_in, H, W) -> one (B, C, H/p, W/p) map per ``out_indices`` entry."""
-        patches, (h, w) = self.embed(x)
-        x = patches.view(patches.shape[0], h, w, -1)  # (B, N, C) -> (B, h, w, C)
-        outs = []
-        for i, blk in enumerate(self.blocks):
-            x = self._block(blk, x)
-            if i in self.out_indices:
-                out = self.norm(x) if i == self.depth - 1 else x
-                outs.append(out.permute(0, 3, 1, 2).contiguous())  # NHWC -> NCHW
-        return tuple(outs)
-
-    def _tokens_mode(self, what: str) -> None:
-        if self.dense:
-            raise ValueError(f'ViT.{what} needs the cls-token ViT; this one is in dense mode '
-                             '(window_size > 0), built for detection/segmentation fine-tuning')
 
     def _format(self, x: Tensor, hw: Tuple[int, int]) -> Tensor:
         """(B, 1 + N, C) tokens of one out index -> the ``out_type`` tensor."""
@@ -343,46 +305,85 @@ class ViT(BaseModule):
         Returns one tensor per ``out_indices`` entry: (B, C, H/p, W/p) for ``'featmap'``, (B, C) for
         ``'cls_token'`` / ``'avg_featmap'``. The last block's output goes through ``norm`` first.
         """
-        if self.dense:
-            return self._forward_dense(x)
         patches, hw = self.embed(x)
         _, _, outs = self._run_blocks(self._with_cls(patches), hw, taps=self.out_indices)
         return tuple(self._format(o, hw) for o in outs)
 
-    def forward_masked(self, x: Tensor, mask: Mask) -> Tuple[Tensor, Tensor]:
-        """MAE encoder: only the visible patches (``mask.visible`` True) are embedded and attended.
+    def forward_masked(self, x: Tensor, mask: Mask, token: Optional[Tensor] = None,
+                       logit_blocks: Sequence[int] = ()) -> MaskedFeatures:
+        """MAE encoder: only the visible patches (``mask.visible``) are embedded and attended.
 
         Args:
             x: (B, C_in, H, W). mask: a :class:`Mask` over the (H/p)·(W/p) patches.
+            token: (1, 1, C) put in place of the patches in ``mask.replaced``.
+            logit_blocks: blocks whose pre-softmax attention logits are returned.
         Returns:
-            tokens (B, 1 + K, C) after ``norm`` (cls first, then the K visible patches in
-            ``ids_keep`` order) and ``mask.ids_keep`` (B, K), the raster index of each.
+            MaskedFeatures: tokens (B, K, C) after ``norm``, the visible patches in ``ids_keep``
+            order (one per unit), prefix (B, 1, C) the cls token, logits (B, heads, 1+K, 1+K).
         """
-        tokens, ids, _ = self.forward_masked_with_logits(x, mask, ())
-        return tokens, ids
-
-    def forward_masked_with_logits(self, x: Tensor, mask: Mask, logit_blocks: Sequence[int] = (-1,)
-                                   ) -> Tuple[Tensor, Tensor, List[Tensor]]:
-        """:meth:`forward_masked` that also returns the pre-softmax attention logits
-        (B, heads, 1 + K, 1 + K) of ``logit_blocks`` (MAE-Lite distillation), in block order."""
-        self._tokens_mode('forward_masked')
-        patches, hw = self.embed(x)
+        self.check_mask(x, mask, token, logit_blocks)
+        patches, hw = self.embed(x, mask.replaced, token)
         patches = gather_tokens(patches, mask.ids_keep)  # (B, K, C)
         want = {i % self.depth for i in logit_blocks}
         tokens, logits, _ = self._run_blocks(self._with_cls(patches), hw, mask.ids_keep, want)
-        return self.norm(tokens), mask.ids_keep, logits
+        tokens = self.norm(tokens)
+        return MaskedFeatures(tokens[:, NUM_PREFIX:], tokens[:, :NUM_PREFIX], logits=tuple(logits))
 
-    def forward_replaced(self, x: Tensor, replace: Tensor, token: Tensor) -> Tensor:
-        """Dense masked encoding (SimMIM-style): every patch embedding where ``replace`` (B, N) bool
-        is True becomes ``token`` (1, 1, C) before position is added; all tokens are encoded.
 
-        Returns (B, 1 + N, C) after ``norm``.
-        """
-        self._tokens_mode('forward_replaced')
-        emb = self.patch_embed.proj(x)
-        hw = (emb.shape[2], emb.shape[3])
-        emb = emb.flatten(2).transpose(1, 2)  # (B, N, C)
-        emb = torch.where(replace[..., None], token.to(emb.dtype), emb)
-        emb = emb + resample_abs(self.pos_embed, hw, self.grid_size, NUM_PREFIX)[:, NUM_PREFIX:]
-        tokens, _, _ = self._run_blocks(self._with_cls(emb), hw)
-        return self.norm(tokens)
+@register_model()
+class ViTDet(ViT):
+    """ViT for dense tasks (ViTDet): the plain ViT's stem, blocks and checkpoints, tokens kept as a
+    (B, H/p, W/p, C) map, windowed attention except in ``global_blocks``. No cls token (its position
+    row stays in the table so the table keeps the checkpoints' shape).
+
+    Args (besides :class:`ViT`'s, which has no ``out_type`` here: the outputs are maps):
+        window_size: window side in tokens (ViTDet: 14).
+        global_blocks: blocks that attend over the whole map (ViTDet-B: 2, 5, 8, 11).
+        rel_pos_bias: ViTDet's decomposed relative position (``attn.rel_pos_h/w``), zero-initialised.
+    """
+    attn_logits = False
+    tiny_cfg = dict(arch=dict(embed_dims=32, depth=2, num_heads=2), img_size=64, window_size=2,
+                    global_blocks=(1,))
+
+    def __init__(self, arch: Union[str, Dict] = 'base', img_size: Union[int, Tuple[int, int]] = 224,
+                 patch_size: Optional[int] = None, in_channels: int = 3,
+                 drop_path_rate: float = 0.0, out_indices: Union[int, Sequence[int]] = -1,
+                 window_size: int = 14, global_blocks: Sequence[int] = (),
+                 rel_pos_bias: bool = False, qkv_bias: bool = True, norm_eps: float = 1e-6,
+                 frozen_stages: int = -1, with_cp: bool = False,
+                 init_cfg: Optional[Union[Dict, List[Dict]]] = None):
+        depth = self.resolve_arch(arch)['depth']
+        bad = [i for i in global_blocks if not -depth <= i < depth]
+        if bad:
+            raise ValueError(f'ViTDet: global_blocks {bad} out of range for depth {depth}')
+        if window_size <= 0:
+            raise ValueError(f'ViTDet: window_size must be > 0, got {window_size} (use ViT for a '
+                             'plain global-attention encoder)')
+        # read by _make_block during ViT.__init__
+        self.window_size = window_size
+        self.global_blocks = sorted(i % depth for i in global_blocks)
+        super().__init__(arch, img_size, patch_size, in_channels, drop_path_rate, out_indices,
+                         'featmap', True, rel_pos_bias, qkv_bias, norm_eps, frozen_stages, with_cp,
+                         init_cfg)
+        self.mim_unit = None  # a detection/segmentation encoder: pretrain the plain ViT instead
+
+    def _make_cls_token(self, dim: int) -> None:
+        return None  # an unused parameter would break DDP
+
+    def _make_block(self, i, dim, mlp_ratio, qkv_bias, drop_path, norm) -> nn.Module:
+        window = 0 if i in self.global_blocks else self.window_size
+        rel_size = (window, window) if window else self.grid_size
+        return MapBlock(dim, self.num_heads, mlp_ratio, qkv_bias, drop_path, norm, window,
+                        rel_size if self.rel_pos_bias else None)
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
+        """(B, C_in, H, W) -> one (B, C, H/p, W/p) map per ``out_indices`` entry."""
+        patches, (h, w) = self.embed(x)
+        x = patches.view(patches.shape[0], h, w, -1)  # (B, N, C) -> (B, h, w, C)
+        outs = []
+        for i, blk in enumerate(self.blocks):
+            x = self.run_block(blk, x)
+            if i in self.out_indices:
+                out = self.norm(x) if i == self.depth - 1 else x
+                outs.append(out.permute(0, 3, 1, 2).contiguous())  # NHWC -> NCHW
+        return tuple(outs)

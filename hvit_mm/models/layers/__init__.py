@@ -2,10 +2,12 @@
 from .attention import Attention, attend, attend_explicit
 from .blocks import Block, DropPath, Mlp, layer_norm
 from .pos_embed import resample_abs, sincos_1d, sincos_2d
-from .window import window_partition, window_unpartition
+from .window import window_partition, window_unpartition, windowed
 
 __all__ = ['Attention', 'attend', 'attend_explicit', 'Block', 'DropPath', 'Mlp', 'layer_norm',
-           'resample_abs', 'sincos_1d', 'sincos_2d', 'window_partition', 'window_unpartition']
+           'resample_abs', 'sincos_1d', 'sincos_2d', 'window_partition', 'window_unpartition', 'windowed']
 from .rel_pos import MapAttention, MapBlock, decomposed_rel_pos, resize_rel_pos  # noqa: E402
 
 __all__ += ['MapAttention', 'MapBlock', 'decomposed_rel_pos', 'resize_rel_pos']
+from .group_attention import GroupPlan, MapPlan, WindowAttention, plan_windows  # noqa: F401,E402
+from .compact import compact_flags, compact_hw, compact_units, token_coords  # noqa: F401,E402

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from .attention import Attention, attend
 from .blocks import Block, layer_norm
-from .window import window_partition, window_unpartition
+from .window import windowed
 
 
 def resize_rel_pos(table: Tensor, length: int) -> Tensor:
@@ -118,23 +118,10 @@ class MapBlock(Block):
         self.attn = MapAttention(dim, num_heads, qkv_bias, rel_pos_size)
         self.window = window
 
-    def _attend(self, x: Tensor) -> Tensor:
-        """Attention on normalised (B, H, W, C) -> (B, H, W, C), windowed as configured."""
-        B, H, W, C = x.shape
-        k = self.window
-        if k <= 0 or (H <= k and W <= k):
-            return self.attn(x.reshape(B, H * W, C), (H, W)).view(B, H, W, C)
-        windows, padded_hw = window_partition(x, k)  # (B·nW, k², C)
-        key_mask = None
-        if padded_hw != (H, W):
-            valid, _ = window_partition(x.new_ones(1, H, W, 1), k)  # (nW, k², 1), 0 at padding
-            key_mask = (valid[:, :, 0] > 0).repeat(B, 1)[:, None, None, :]  # (B·nW, 1, 1, k²)
-        return window_unpartition(self.attn(windows, (k, k), key_mask), k, padded_hw, (H, W))
-
     def forward(self, x: Tensor, bias: Optional[Tensor] = None) -> Tensor:
         """x: (B, H, W, C) -> (B, H, W, C). ``bias`` is not supported (position enters through the
         relative tables) and must be None."""
         if bias is not None:
             raise ValueError('MapBlock takes no external attention bias')
-        x = x + self.drop_path(self._attend(self.norm1(x)))
+        x = x + self.drop_path(windowed(self.attn, self.norm1(x), self.window))
         return x + self.drop_path(self.mlp(self.norm2(x)))
