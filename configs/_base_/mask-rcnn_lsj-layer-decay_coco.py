@@ -2,8 +2,9 @@
 # backbone: mmdet's Mask R-CNN + FPN on its lsj-100e data (1024x1024 crops of 0.1-2.0x rescaled
 # images, padded to 1024x1024; 100 epochs = 25 epochs of a 4x repeated set), batch 64 (16 GPUs x 4),
 # AMP, AdamW lr 1e-4, wd 0.1, layer-wise lr decay 0.7 (ViTDet-B's), no weight decay on norms and
-# biases, 250-iteration warm-up, lr steps at epochs 22 and 24 (~89% / 96%). A detector config replaces
-# `model.backbone` (and the neck's `in_channels`) and overrides the rate where its backbone needs another.
+# biases, 250-iteration warm-up, lr steps at epochs 22 and 24 (~89% / 96%). A detector config
+# replaces `model.backbone` (and the neck's `in_channels`) and overrides the rate where its backbone
+# needs another.
 _base_ = ['mmdet::_base_/models/mask-rcnn_r50_fpn.py', 'mmdet::common/lsj-100e_coco-instance.py']
 custom_imports = dict(imports=['hvit_mm'], allow_failed_imports=False)
 

@@ -10,7 +10,7 @@ _base_ = '../mae/benchmarks/vit-base-p16_8xb128-coslr-100e_in1k.py'
 
 # mae_hiera_base_224.pth from https://dl.fbaipublicfiles.com/hiera/ (CC-BY-NC 4.0), or the output of
 # hiera-mae_hiera-base-p4_8xb512-amp-coslr-1600e_in1k.py; converted on load (official, timm, hvit_mm)
-pretrained = 'checkpoints/mae_hiera_base_224.pth'
+pretrained = 'hvit://hiera-mae_hiera-base-p4'
 
 model = dict(
     backbone=dict(

@@ -3,7 +3,7 @@
 # 0.7, drop path 0.1). Official result: 85.2 top-1 (metafile.yml).
 _base_ = './hiera-base-p4_8xb128-coslr-100e_in1k.py'
 
-pretrained = 'checkpoints/mae_hiera_base_plus_224.pth'
+pretrained = 'hvit://hiera-mae_hiera-base-plus-p4'
 model = dict(backbone=dict(arch='base_plus', init_cfg=dict(checkpoint=pretrained)),
              head=dict(in_channels=896))
 optim_wrapper = dict(optimizer=dict(lr=0.001))

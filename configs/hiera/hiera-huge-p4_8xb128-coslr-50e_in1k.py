@@ -3,7 +3,7 @@
 # 0.85, drop path 0.3). Official result: 86.9 top-1 (metafile.yml).
 _base_ = './hiera-base-p4_8xb128-coslr-100e_in1k.py'
 
-pretrained = 'checkpoints/mae_hiera_huge_224.pth'
+pretrained = 'hvit://hiera-mae_hiera-huge-p4'
 model = dict(backbone=dict(arch='huge', drop_path_rate=0.3, init_cfg=dict(checkpoint=pretrained)),
              head=dict(in_channels=2048))
 optim_wrapper = dict(optimizer=dict(lr=0.001), paramwise_cfg=dict(layer_decay_rate=0.85))

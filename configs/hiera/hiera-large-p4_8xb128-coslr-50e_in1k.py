@@ -3,7 +3,7 @@
 # 0.85, drop path 0.1). Official result: 86.1 top-1 (metafile.yml).
 _base_ = './hiera-base-p4_8xb128-coslr-100e_in1k.py'
 
-pretrained = 'checkpoints/mae_hiera_large_224.pth'
+pretrained = 'hvit://hiera-mae_hiera-large-p4'
 model = dict(backbone=dict(arch='large', init_cfg=dict(checkpoint=pretrained)),
              head=dict(in_channels=1152))
 optim_wrapper = dict(optimizer=dict(lr=0.001), paramwise_cfg=dict(layer_decay_rate=0.85))

@@ -3,7 +3,7 @@
 # 0.65, drop path 0.1; final width 768 as B). Official result: 83.8 top-1 (metafile.yml).
 _base_ = './hiera-base-p4_8xb128-coslr-100e_in1k.py'
 
-pretrained = 'checkpoints/mae_hiera_small_224.pth'
+pretrained = 'hvit://hiera-mae_hiera-small-p4'
 model = dict(backbone=dict(arch='small', init_cfg=dict(checkpoint=pretrained)))
 optim_wrapper = dict(optimizer=dict(lr=0.002), paramwise_cfg=dict(layer_decay_rate=0.65))
 train_cfg = dict(max_epochs=200)

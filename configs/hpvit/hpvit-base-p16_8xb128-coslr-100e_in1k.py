@@ -9,7 +9,7 @@ custom_imports = dict(imports=['hvit_mm'], allow_failed_imports=False)
 # mae_pretrain_vit_base.pth from https://dl.fbaipublicfiles.com/mae/pretrain/ (CC-BY-NC 4.0); any
 # plain-ViT checkpoint hvit_mm converts (MAE, MAE-Lite, timm, hvit_mm's own MAE runs) loads the
 # same way
-pretrained = 'checkpoints/mae_pretrain_vit_base.pth'
+pretrained = 'hvit://mae_vit-base-p16'
 
 model = dict(
     backbone=dict(

@@ -12,7 +12,7 @@ model = dict(
         arch='base',
         patch_size=16,
         img_size=224,
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/mae_pretrain_vit_base.pth')),
+        init_cfg=dict(type='Pretrained', checkpoint='hvit://mae_vit-base-p16')),
     student_block=-1,
     teacher_block=-1,
     attn_loss_weight=1.0,

@@ -14,6 +14,7 @@ from .pretrained import load_pretrained, select_prefix  # noqa: E402
 __all__ += ['load_pretrained', 'select_prefix']
 # converters register on import, each with its detection priority (import order does not matter)
 from . import hvit, hiera, mae_lite, mae, timm_vit  # noqa: F401,E402
-from . import zoo  # noqa: F401,E402  (hvit://NAME checkpoints; registers mmengine's hvit:// CheckpointLoader scheme)
-from . import greenmim  # noqa: F401,E402  (GreenMIM files, official Swin files; GreenSwin -> stock Swin)
-from . import um_mae  # noqa: F401,E402  (official UM-MAE Swin / PVT files)
+# GreenMIM and official Swin files (GreenSwin -> stock Swin), timm Twins, official UM-MAE Swin / PVT
+from . import greenmim, twins, um_mae  # noqa: F401,E402
+# hvit://NAME checkpoints; registers mmengine's hvit:// CheckpointLoader scheme
+from . import zoo  # noqa: F401,E402

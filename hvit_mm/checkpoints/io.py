@@ -71,7 +71,12 @@ def _allow_runner_globals():
     process-wide allow-list of ``hvit_mm.compat`` is applied only to the versions that need it)."""
     from ..compat import checkpoint_globals
     safe = getattr(torch.serialization, 'safe_globals', None)
-    return safe(checkpoint_globals()) if safe is not None else contextlib.nullcontext()
+    if safe is None:
+        return contextlib.nullcontext()
+    # only what is not allowed already: leaving the context removes what it added, and must not
+    # take the process-wide allow-list (hvit_mm.compat) away with it
+    allowed = torch.serialization.get_safe_globals()
+    return safe([g for g in checkpoint_globals() if g not in allowed])
 
 
 def load_url_verified(url: str, sha256: str, cache_dir: Optional[str] = None) -> Dict:

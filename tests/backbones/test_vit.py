@@ -194,3 +194,22 @@ def test_mask_polarity_in_masked_path():
     y[:, :, :16, 16:32] += 5.0  # patch 1 is visible
     c, _ = masked(model, y, Mask(mask.visible, mask.ids_keep))
     assert max_diff(a, c) > 1e-3
+
+
+@pytest.mark.parametrize('name,timm_name', [('small', 'vit_small_patch16_224'),
+                                            ('tiny', 'vit_tiny_patch16_224')])
+def test_timm_deit_sizes_load_into_plain_names_and_compute_the_same(name, timm_name):
+    """``tiny``/``small`` are timm's / DeiT's 3- and 6-head models: a timm file loads strictly and
+    gives timm's features (MAE-Lite's 12-head variants were once under these names: a strict load
+    succeeded and silently computed something else)."""
+    ref = timm.create_model(timm_name, pretrained=False, depth=2, num_classes=0).eval()
+    perturbed(ref)
+    arch = dict(ViT.arch_zoo[name], depth=2)
+    model = ViT(arch, img_size=224).eval()
+    model.load_state_dict(ref.state_dict(), strict=True)
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        want = ref.forward_features(x)[:, 1:]
+        got = model(x)[0].flatten(2).transpose(1, 2)
+    assert max_diff(got, want) <= 1e-5
+    assert ViT.arch_zoo[name]['num_heads'] == ref.blocks[0].attn.num_heads

@@ -4,7 +4,7 @@
 # four maps at strides 4/8/16/32; 16x16-token windows at strides 4 and 8 (64 / 128 px), global
 # attention at 16 and 32; the checkpoint's 14x14 position grid is resampled to every input in
 # forward; drop path 0.1.
-pretrained = 'checkpoints/mae_pretrain_vit_base.pth'  # see ../metafile.yml
+pretrained = 'hvit://mae_vit-base-p16'  # see ../metafile.yml
 embed_dims = 768  # every stage: a pool halves the grid and keeps the width
 stage_dims = [embed_dims] * 4  # channels of the four maps
 backbone = dict(

@@ -3,7 +3,7 @@
 # through `_base_` and set the input size). 14x14-token windows except the global blocks 2/5/8/11,
 # decomposed relative position (zero-initialised), drop path 0.1; SimpleFeaturePyramid makes the
 # single stride-16 map into strides 4-32 with channel LayerNorm.
-pretrained = 'checkpoints/mae_pretrain_vit_base.pth'  # see ../metafile.yml
+pretrained = 'hvit://mae_vit-base-p16'  # see ../metafile.yml
 embed_dims = 768
 backbone = dict(
     type='ViTDet',

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from ...registry import register_model
 from .. import masking
+from ..layers import init_mae_
 from ..masking import Mask
 from ..pixel_loss import masked_mse, patchify, unpatchify
 from .base import Reconstruction, first_view
@@ -124,14 +125,7 @@ class MaskedAutoencoder(BaseSelfSupervisor):
         if not (isinstance(init, dict) and init.get('type') == 'Pretrained'):
             parts.append(self.backbone)
         for part in filter(None, parts):
-            for m in part.modules():
-                if isinstance(m, nn.Linear):
-                    nn.init.xavier_uniform_(m.weight)
-                    if m.bias is not None:
-                        nn.init.zeros_(m.bias)
-                elif isinstance(m, nn.LayerNorm):
-                    nn.init.ones_(m.weight)
-                    nn.init.zeros_(m.bias)
+            init_mae_(part)
 
     @property
     def uses_token(self) -> bool:

@@ -7,3 +7,4 @@ from .hiera import Hiera  # noqa: F401,E402
 from .green_swin import GreenSwin  # noqa: F401,E402
 from .um_swin import UMSwin  # noqa: F401,E402
 from .um_pvt import UMPVT  # noqa: F401,E402
+from .green_twins import GreenTwins  # noqa: F401,E402

@@ -41,7 +41,7 @@ from typing import Dict, NamedTuple, Optional, Sequence, Tuple, Union
 
 from mmengine.model import BaseModule
 from torch import Tensor, nn
-from torch.utils.checkpoint import checkpoint
+import torch.utils.checkpoint as cp
 
 from ...checkpoints import load_pretrained
 
@@ -158,7 +158,7 @@ class Backbone(BaseModule):
         """``block(x, *args)``, activation-checkpointed while training with ``with_cp``: its
         activations are recomputed in backward instead of kept."""
         if self.with_cp and self.training and x.requires_grad:
-            return checkpoint(block, x, *args, use_reentrant=False)
+            return cp.checkpoint(block, x, *args, use_reentrant=False)
         return block(x, *args)
 
     # ----------------------------------------------------------------------------- initialisation

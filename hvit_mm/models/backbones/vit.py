@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from ...checkpoints import select_prefix
 from ...registry import register_model
-from ..layers import Attention, Block, MapBlock, resample_abs, sincos_2d
+from ..layers import Attention, Block, MapBlock, init_mae_, resample_abs, sincos_2d
 from ..masking import Mask, gather_tokens
 from .base import Backbone, MaskedFeatures, block_depth
 
@@ -124,7 +124,7 @@ class ViT(Backbone):
     OUT_TYPES = ('featmap', 'cls_token', 'avg_featmap')
     num_prefix_tokens = NUM_PREFIX
     attn_logits = True
-    tiny_cfg = dict(arch=dict(embed_dims=32, depth=2, num_heads=2), img_size=64)
+    tiny_cfg = dict(arch=dict(embed_dims=32, depth=2, num_heads=2), img_size=64, patch_size=16)
 
     def __init__(self, arch: Union[str, Dict] = 'base', img_size: Union[int, Tuple[int, int]] = 224,
                  patch_size: Optional[int] = None, in_channels: int = 3,
@@ -184,14 +184,7 @@ class ViT(Backbone):
     # ------------------------------------------------------------------ init / loading
     def _init_mae(self) -> None:
         """Official MAE initialisation (xavier-uniform linears and patch projection, cls N(0, .02))."""
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.xavier_uniform_(m.weight)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_mae_(self)
         w = self.patch_embed.proj.weight
         nn.init.xavier_uniform_(w.view(w.shape[0], -1))  # as a linear over flattened patches
         nn.init.zeros_(self.patch_embed.proj.bias)
@@ -342,8 +335,8 @@ class ViTDet(ViT):
         rel_pos_bias: ViTDet's decomposed relative position (``attn.rel_pos_h/w``), zero-initialised.
     """
     attn_logits = False
-    tiny_cfg = dict(arch=dict(embed_dims=32, depth=2, num_heads=2), img_size=64, window_size=2,
-                    global_blocks=(1,))
+    tiny_cfg = dict(arch=dict(embed_dims=32, depth=2, num_heads=2), img_size=64, patch_size=16,
+                    window_size=2, global_blocks=(1,))
 
     def __init__(self, arch: Union[str, Dict] = 'base', img_size: Union[int, Tuple[int, int]] = 224,
                  patch_size: Optional[int] = None, in_channels: int = 3,

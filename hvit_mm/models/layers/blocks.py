@@ -39,6 +39,19 @@ class Mlp(nn.Module):
         return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
 
 
+def init_mae_(module: nn.Module) -> None:
+    """MAE's initialisation, in place: every Linear xavier-uniform with zero bias, every LayerNorm
+    at (1, 0). (Convolutions and tokens are each model's own business.)"""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
 def layer_norm(dim: int, eps: float = 1e-6) -> nn.LayerNorm:
     """The LayerNorm of MAE/timm ViTs (eps 1e-6)."""
     return nn.LayerNorm(dim, eps=eps)

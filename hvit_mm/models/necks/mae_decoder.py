@@ -23,7 +23,7 @@ from torch.nn.init import trunc_normal_
 
 from ...registry import register_model
 from ..backbones.base import MaskedFeatures
-from ..layers import Block, layer_norm, resample_abs, sincos_2d
+from ..layers import Block, init_mae_, layer_norm, resample_abs, sincos_2d
 from ..masking import Mask, scatter_tokens
 
 
@@ -74,10 +74,7 @@ class MAEDecoder(BaseModule):
              for _ in range(decoder_depth)])
         self.decoder_norm = layer_norm(D)
         self.decoder_pred = nn.Linear(D, predict_dims or patch_size ** 2 * in_channels)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.xavier_uniform_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_mae_(self)
         nn.init.normal_(self.mask_token, std=0.02)
         if pos_embed == 'learned':
             trunc_normal_(self.decoder_pos_embed, std=0.02)
