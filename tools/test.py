@@ -21,7 +21,7 @@ from hvit_mm.launch import fail, prepare_runner_cfg  # noqa: E402
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description='hvit_mm: evaluate a checkpoint')
     p.add_argument('config', help='config file path')
-    p.add_argument('checkpoint', help='checkpoint file')
+    p.add_argument('checkpoint', help='checkpoint file, or an hvit://NAME of the model zoo')
     p.add_argument('--work-dir', help='where logs go (default: ./work_dirs/<config name>)')
     p.add_argument('--amp', action='store_true', help='automatic mixed precision (GPU)')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
@@ -39,7 +39,7 @@ def main(argv=None):
         cfg = load_config(args.config, args.cfg_options)
         args.resume = None
         cfg = prepare_runner_cfg(cfg, args, config_path=args.config)
-        if not osp.isfile(args.checkpoint):
+        if not args.checkpoint.startswith('hvit://') and not osp.isfile(args.checkpoint):
             raise ConfigError(f'checkpoint not found: {args.checkpoint}')
         cfg.load_from = args.checkpoint
         preflight(cfg, ('test',))

@@ -12,7 +12,7 @@ _base_ = 'mmpretrain::mae/mae_vit-base-p16_8xb512-amp-coslr-1600e_in1k.py'
 custom_imports = dict(imports=['hvit_mm'], allow_failed_imports=False)
 
 model = dict(
-    _delete_=True,  # mmpretrain's MAE/MAEViT/MAEPretrainHead -> hvit_mm's algorithm, backbone, decoder
+    _delete_=True,  # mmpretrain's MAE, MAEViT, MAEPretrainHead -> hvit_mm's algorithm and parts
     type='MaskedAutoencoder',
     # out_indices=(3,): only the last stage's norm is built, so every parameter gets a gradient
     # (DDP); LN eps 1e-6 and no drop path, as the official pretraining

@@ -25,7 +25,14 @@ TINY_ARCH = {
     'ConvFCBBoxHead': dict(conv_out_channels=32, fc_out_channels=64),
     # ViTDet's 4conv1fc LN box head (configs/vitdet/*)
     'Shared4Conv1FCBBoxHead': dict(conv_out_channels=32, fc_out_channels=64),
+    # mmdet's / mmseg's stock Swin (configs/greenmim/benchmarks: GreenMIM weights in the stock
+    # layout); mmpretrain's SwinTransformer takes `arch=` instead and is in no config
+    'SwinTransformer': dict(embed_dims=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8)),
 }
+# arguments a config's own value of which survives the tiny override: valid at any size (the stage
+# count does not shrink) and needed downstream (a detector's FPN wants all four strides, not the
+# last stage that a backbone's MIM-oriented tiny_cfg selects)
+TINY_KEEP = {'UMSwin': ('out_indices',), 'UMPVT': ('out_indices',)}
 # ---------------------------------------------------------------------------------------------------
 
 import copy  # noqa: E402
@@ -113,8 +120,10 @@ def _shrink_model(model: dict) -> None:
     def apply(d):
         extra = TINY_ARCH.get(d.get('type'))
         if extra:
+            keep = TINY_KEEP.get(d.get('type'), ())
             for k, v in copy.deepcopy(extra).items():
-                d[k] = v
+                if k not in keep or k not in d:
+                    d[k] = v
         init = d.get('init_cfg')
         if isinstance(init, dict) and init.get('type') == 'Pretrained':
             d['init_cfg'] = None  # no downloads / no files from other runs

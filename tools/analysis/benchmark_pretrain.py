@@ -3,16 +3,18 @@
 
     python tools/analysis/benchmark_pretrain.py CONFIG_A CONFIG_B [--batch-size B] [--iters N]
         [--warmup W] [--img-size S] [--threads T] [--device cpu|cuda] [--cfg-options k=v ...]
-        [--json OUT]
+        [--cfg-options-a k=v ...] [--cfg-options-b k=v ...] [--json OUT]
 
 Configs of any scope load (``mmpretrain::mae/....py`` names a config shipped in a wheel); each side
 is built from its config's ``model`` and ``optim_wrapper`` (AMP only on CUDA) and fed the same
-synthetic batch of ``--img-size`` images. Each side runs in its own process, so the CPU peak memory
-is that process's peak RSS; on CUDA it is ``torch.cuda.max_memory_allocated``. After ``--warmup``
-steps each, the two processes take turns step by step (so both see the same load on a shared
-machine); times are medians over ``--iters`` steps, with the same ``torch.set_num_threads`` on both
-sides. OUT holds ``{"a": {"sec_per_iter", "images_per_sec", "peak_mem_mb"}, "b": {...},
-"speedup", "mem_ratio"}`` with speedup = b time / a time and mem_ratio = a peak / b peak.
+synthetic batch of ``--img-size`` images; ``--cfg-options`` apply to both sides, then
+``--cfg-options-a`` / ``-b`` to one (one config against itself with one setting changed). Each side
+runs in its own process, so the CPU peak memory is that process's peak RSS; on CUDA it is
+``torch.cuda.max_memory_allocated``. After ``--warmup`` steps each, the two processes take turns
+step by step (so both see the same load on a shared machine); times are medians over ``--iters``
+steps, with the same ``torch.set_num_threads`` on both sides. OUT holds ``{"a": {"sec_per_iter",
+"images_per_sec", "peak_mem_mb"}, "b": {...}, "speedup", "mem_ratio"}`` with speedup = b time / a
+time and mem_ratio = a peak / b peak.
 """
 import argparse
 import json
@@ -103,11 +105,12 @@ def run_side(args) -> None:
 class Side:
     """A child process running :func:`run_side` for one config."""
 
-    def __init__(self, args, config: str):
+    def __init__(self, args, config: str, cfg_options: dict):
         self.config = config
         env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
-        self.proc = subprocess.Popen(child_cmd(args, config), env=env, stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.proc = subprocess.Popen(child_cmd(args, config, cfg_options), env=env,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
         self.log = []
 
     def reply(self) -> str:
@@ -137,18 +140,22 @@ def parse_args(argv=None):
     p.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                    help='applied to both configs')
+    p.add_argument('--cfg-options-a', nargs='+', action=DictAction, default={},
+                   help='applied to CONFIG_A only, after --cfg-options')
+    p.add_argument('--cfg-options-b', nargs='+', action=DictAction, default={},
+                   help='applied to CONFIG_B only, after --cfg-options')
     p.add_argument('--json', help='write the results here')
     p.add_argument('--side', action='store_true', help=argparse.SUPPRESS)  # internal: child mode
     return p.parse_args(argv)
 
 
-def child_cmd(args, config: str):
+def child_cmd(args, config: str, cfg_options: dict):
     cmd = [sys.executable, osp.abspath(__file__), config, '--side',
            '--batch-size', str(args.batch_size), '--iters', str(args.iters),
            '--warmup', str(args.warmup), '--img-size', str(args.img_size),
            '--threads', str(args.threads), '--device', args.device]
-    if args.cfg_options:
-        cmd += ['--cfg-options'] + [f'{k}={v}' for k, v in args.cfg_options.items()]
+    if cfg_options:
+        cmd += ['--cfg-options'] + [f'{k}={v}' for k, v in cfg_options.items()]
     return cmd
 
 
@@ -158,7 +165,9 @@ def main(argv=None):
         return run_side(argparse.Namespace(**dict(vars(args), config=args.config_a)))
     if not args.config_b:
         raise SystemExit('benchmark_pretrain.py: two configs are needed (CONFIG_A CONFIG_B)')
-    sides = {'a': Side(args, args.config_a), 'b': Side(args, args.config_b)}
+    sides = {key: Side(args, config, {**args.cfg_options, **extra})
+             for key, config, extra in (('a', args.config_a, args.cfg_options_a),
+                                        ('b', args.config_b, args.cfg_options_b))}
     for side in sides.values():  # built and warmed up one after the other
         side.reply()
     times = {'a': [], 'b': []}
@@ -177,14 +186,19 @@ def main(argv=None):
                    b={k: b[k] for k in ('sec_per_iter', 'images_per_sec', 'peak_mem_mb')},
                    speedup=b['sec_per_iter'] / a['sec_per_iter'],
                    mem_ratio=a['peak_mem_mb'] / b['peak_mem_mb'],
+                   step_times=dict(a=a['times'], b=b['times']),  # seconds, in the order run
                    settings=dict(batch_size=args.batch_size, iters=args.iters, warmup=args.warmup,
                                  img_size=args.img_size, threads=args.threads, device=args.device,
-                                 config_a=args.config_a, config_b=args.config_b))
+                                 config_a=args.config_a, config_b=args.config_b,
+                                 cfg_options=args.cfg_options, cfg_options_a=args.cfg_options_a,
+                                 cfg_options_b=args.cfg_options_b))
     mem = 'peak RSS' if args.device == 'cpu' else 'max allocated'
     print(f'| side | config | s/iter (median of {args.iters}) | images/s | {mem} (MB) |')
     print('| --- | --- | --- | --- | --- |')
-    for side, config in (('a', args.config_a), ('b', args.config_b)):
+    for side, config, extra in (('a', args.config_a, args.cfg_options_a),
+                                ('b', args.config_b, args.cfg_options_b)):
         r = summary[side]
+        config = ' '.join([config] + [f'{k}={v}' for k, v in extra.items()])
         print(f'| {side} | {config} | {r["sec_per_iter"]:.3f} | {r["images_per_sec"]:.2f} | '
               f'{r["peak_mem_mb"]:.0f} |')
     print(f'speedup (b time / a time): {summary["speedup"]:.2f}x; '

@@ -1,0 +1,9 @@
+# UperNet on Cityscapes (512x1024 crops, 80k iterations, batch 8) with UM-MAE Swin-T: the model of
+# the ADE20K config on ../../_base_/upernet_layer-decay_cityscapes.py.
+_base_ = ['../../_base_/upernet_layer-decay_cityscapes.py', '../_base_/swin-tiny-w16_dense.py']
+
+model = dict(
+    data_preprocessor=dict(test_cfg=dict(size_divisor=32)),  # whole-image testing: stride-32 maps
+    backbone=dict(_base_.backbone, _delete_=True),
+    decode_head=dict(in_channels=_base_.stage_dims),
+    auxiliary_head=dict(in_channels=_base_.stage_dims[2]))
