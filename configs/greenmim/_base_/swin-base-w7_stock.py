@@ -22,7 +22,7 @@ greenmim_swin = dict(
     window_size=7,
     drop_path_rate=0.3,  # our choice for B (the Swin detectors use 0.2 for T/S, mmseg 0.3 for B)
     patch_norm=True,
-    norm_cfg=dict(type='LN', eps=1e-6),  # as the pretrained encoder: the same features, to 1e-6
+    norm_cfg=dict(type='LN', eps=1e-6),  # the pretrained encoder's: same features (float32 noise)
     out_indices=(0, 1, 2, 3),
     init_cfg=dict(type='Pretrained', checkpoint=greenmim_checkpoint))
 # mmseg's Swin UperNet optimiser (swin-*_upernet_8xb2-160k_ade20k): AdamW lr 6e-5, wd 0.01, no
