@@ -32,7 +32,7 @@ def main(argv=None) -> None:
                         help='trained with Swin\'s merge order already (GreenMIM b981012+)')
     parser.add_argument('--sha256', default=None, help='expected sha256 (prefix) of src')
     args = parser.parse_args(argv)
-    fmt = 'greenmim-swin-order' if args.swin_order else 'greenmim'
+    fmt = 'greenmim-swin-order' if args.swin_order else 'auto'
     sd = to_hvit(load_state_dict_file(args.src, args.sha256), fmt)
     if args.to == 'mmdet':
         sd = greenmim.to_mmdet(sd)
