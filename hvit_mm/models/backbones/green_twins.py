@@ -25,7 +25,6 @@ as the official GreenMIM code computes its PEG). The two paths agree with nothin
 stage's map is a multiple of its window (224 with window 7; 128 with window 4); elsewhere the dense
 path's zero padding takes part in LSA (as in timm) while the sparse path has no padding tokens.
 """
-import math
 import re
 from typing import Dict, NamedTuple, Optional, Sequence, Tuple, Union
 
@@ -34,7 +33,7 @@ from torch import Tensor, nn
 from torch.nn.init import trunc_normal_
 
 from ...registry import register_model
-from ..layers import Attention, DropPath, Mlp, attend
+from ..layers import Attention, DropPath, Mlp, attend, init_conv_fan_out_
 from ..layers.group_attention import GroupPlan, plan_windows
 from ..layers.sparse_conv import dense_conv_at, sparse_conv
 from ..layers.window import window_partition, window_unpartition
@@ -276,10 +275,7 @@ class GreenTwins(Backbone):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
         elif isinstance(m, nn.Conv2d):
-            fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
-            nn.init.normal_(m.weight, 0, math.sqrt(2.0 / fan_out))
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
+            init_conv_fan_out_(m)
 
     # ----------------------------------------------------------------------------------- forward
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:

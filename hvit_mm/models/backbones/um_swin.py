@@ -25,7 +25,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...registry import register_model
-from ..layers import Attention, DropPath, Mlp, attend, window_partition, window_unpartition
+from ..layers import (Attention, DropPath, Mlp, attend, init_conv_fan_out_, init_mae_,
+                      window_partition, window_unpartition)
 from ..layers.compact import compact_flags, compact_hw, compact_units, token_coords
 from .base import Backbone, MaskedFeatures, block_depth
 
@@ -73,19 +74,10 @@ class PatchMerge(nn.Module):
 def init_like_official(model: nn.Module) -> None:
     """UM-MAE's initialisation: Linear xavier-uniform (bias 0), LayerNorm 1/0, Conv2d
     normal(0, sqrt(2 / fan_out)) (bias 0), and the stem conv xavier-uniform as a Linear."""
+    init_mae_(model)
     for m in model.modules():
-        if isinstance(m, nn.Linear):
-            nn.init.xavier_uniform_(m.weight)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.LayerNorm):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Conv2d):
-            fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
-            nn.init.normal_(m.weight, 0.0, (2.0 / fan_out) ** 0.5)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
+        if isinstance(m, nn.Conv2d):
+            init_conv_fan_out_(m)
     w = model.patch_embed.proj.weight.data
     nn.init.xavier_uniform_(w.view(w.shape[0], -1))
 

@@ -52,6 +52,15 @@ def init_mae_(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
+def init_conv_fan_out_(conv: nn.Conv2d) -> None:
+    """He-normal (fan-out) weights and zero bias, in place: the conv init of timm's Twins/PVT and
+    UM-MAE."""
+    fan_out = conv.kernel_size[0] * conv.kernel_size[1] * conv.out_channels // conv.groups
+    nn.init.normal_(conv.weight, 0.0, (2.0 / fan_out) ** 0.5)
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)
+
+
 def layer_norm(dim: int, eps: float = 1e-6) -> nn.LayerNorm:
     """The LayerNorm of MAE/timm ViTs (eps 1e-6)."""
     return nn.LayerNorm(dim, eps=eps)
