@@ -10,3 +10,4 @@ from . import compat  # noqa: F401,E402  (first: later imports load mmengine che
 from . import registry  # noqa: F401,E402
 from . import models  # noqa: F401,E402
 from . import engine  # noqa: F401,E402
+from . import datasets  # noqa: F401,E402

@@ -5,7 +5,9 @@ deep inside the runner's lazy build, and a missing dataset fails in the first da
 """
 import difflib
 import importlib
+import importlib.util
 import inspect
+import os
 import os.path as osp
 import sys
 from typing import Dict, Iterator, List, NamedTuple, Optional, Set, Tuple
@@ -25,7 +27,13 @@ class ConfigError(ValueError):
 def load_config(path: str, cfg_options: Optional[Dict] = None) -> Config:
     if not osp.isfile(path):
         raise ConfigError(f'config file not found: {path}')
-    cfg = Config.fromfile(path)
+    try:
+        cfg = Config.fromfile(path)
+    except SyntaxError as e:  # mmengine's message names the file and the line
+        raise ConfigError(f'config {path}: {e}') from e
+    except ImportError as e:  # custom_imports of a package that is not installed
+        raise ConfigError(f'config {path}: {e}; check custom_imports (pip install the package, '
+                          'or fix its name)') from e
     if cfg_options:
         check_cfg_options(cfg, cfg_options)
         cfg.merge_from_dict(cfg_options)
@@ -148,7 +156,8 @@ def check_cfg_options(cfg: Config, options: Dict) -> None:
     the class takes or a key already there. Where nothing says what the dict accepts (e.g.
     ``paramwise_cfg``), a key one edit away from an existing one gets a one-line warning on
     stderr. An index past the end of a list, or a path through a non-dict, is refused (mmengine
-    would fail on it too).
+    would fail on it too). A value that replaces an existing one must be of a kind that can stand
+    in its place (:func:`_check_value_fits`).
     """
     default_scope = cfg.get('default_scope') or 'mmengine'
     for key in options:
@@ -166,17 +175,58 @@ def check_cfg_options(cfg: Config, options: Dict) -> None:
                 _judge_new_key(key, tuple(parts[:depth]), part, node, options, default_scope)
                 break  # below a new key everything is new: nothing to compare with
             node = node[part]
+        else:
+            _check_value_fits(key, node, options[key])
 
 
-def _walk_types(node, path: str = '') -> Iterator[Tuple[str, str]]:
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _as_parsed(value):
+    """A value as DictAction parses command-line text ('0.5' -> 0.5, 'true' -> True, 'None' ->
+    None), so values given in Python (tests, scripts) are judged as the command line's would be."""
+    if isinstance(value, str):
+        from mmengine.config import DictAction
+        return DictAction._parse_int_float_bool(value)
+    return value
+
+
+def _check_value_fits(key: str, old, new) -> None:
+    """``--cfg-options key=new`` replaces ``old``: refuse what cannot stand in its place (text for a
+    number or a flag, a single value for a component ``dict(type=...)``, a list for a float),
+    which would otherwise fail deep inside a build with a message that does not name the key.
+    Lists for ints stay allowed (``scale=224`` -> ``scale=(224, 256)``), as do None
+    (``val_cfg=None``) and a name for a plain dict (``arch=dict(...)`` -> ``arch=small``)."""
+    new = _as_parsed(new)
+    if new is None or old is None:
+        return
+    if isinstance(old, dict) and 'type' in old and not isinstance(new, (dict, list, tuple)):
+        # a component the runner builds (a plain dict such as a ViT ``arch`` may become a name)
+        raise ConfigError(f'--cfg-options {key}={new!r}: {key} is a component '
+                          f'(dict(type={old["type"]!r}, ...)), not a value; set its fields '
+                          f'instead, e.g. {key}.type={new}')
+    if isinstance(old, bool) and isinstance(new, (str, list, tuple, dict)):
+        raise ConfigError(f'--cfg-options {key}={new!r}: {key} is a flag ({old}); give True or '
+                          'False')
+    if _is_number(old) and isinstance(new, str):
+        raise ConfigError(f'--cfg-options {key}={new!r}: {key} is a number ({old!r}), not text; '
+                          f'give a number, e.g. {key}={old!r}')
+    if isinstance(old, float) and not _is_number(new):
+        raise ConfigError(f'--cfg-options {key}={new!r}: {key} is one number ({old!r}), not a '
+                          f'{type(new).__name__}; give a number, e.g. {key}={old!r}')
+
+
+def walk_types(node, path: str = '') -> Iterator[Tuple[str, str]]:
+    """(config path, type name) of every dict with a ``type`` string under ``node``."""
     if isinstance(node, dict):
         if isinstance(node.get('type'), str):
             yield path or '<root>', node['type']
         for k, v in node.items():
-            yield from _walk_types(v, f'{path}.{k}' if path else str(k))
+            yield from walk_types(v, f'{path}.{k}' if path else str(k))
     elif isinstance(node, (list, tuple)):
         for i, v in enumerate(node):
-            yield from _walk_types(v, f'{path}[{i}]')
+            yield from walk_types(v, f'{path}[{i}]')
 
 
 def _scope_registries(scope: str) -> List[Registry]:
@@ -223,12 +273,12 @@ def check_types(cfg: Config) -> None:
     codebase's modules, as the runner would."""
     default = cfg.get('default_scope') or 'mmengine'
     scopes = {default, 'mmengine', 'mmcv'}
-    scopes |= {name.rpartition('.')[0] for _, name in _walk_types(cfg._cfg_dict)} - {''}
+    scopes |= {name.rpartition('.')[0] for _, name in walk_types(cfg._cfg_dict)} - {''}
     _fill_registries(scopes)
     known = {scope: {n for reg in _scope_registries(scope) for n in reg.module_dict}
              for scope in scopes}
     everything = set().union(*known.values()) | _mmcv_ops_names()
-    for path, name in _walk_types(cfg._cfg_dict):
+    for path, name in walk_types(cfg._cfg_dict):
         scope, _, short = name.rpartition('.')
         pool = known.get(scope, set()) if scope else everything
         if short not in pool and name not in pool:
@@ -258,16 +308,106 @@ def check_data(cfg: Config, phases=('train', 'val', 'test')) -> None:
             if root and not osp.isdir(root):
                 raise ConfigError(f'{phase}_dataloader: dataset root {root!r} does not exist; '
                                   f'{TOY_HINT}')
+            if root and not any(True for _ in os.scandir(root)):
+                raise ConfigError(f'{phase}_dataloader: dataset root {root!r} is empty; copy or '
+                                  f'link the dataset there, or point data_root elsewhere; '
+                                  f'{TOY_HINT}')
             ann = ds.get('ann_file')
             if ann and not osp.isfile(osp.join(root, ann)):
                 raise ConfigError(f'{phase}_dataloader: annotation file {osp.join(root, ann)!r} '
                                   f'does not exist; {TOY_HINT}')
 
 
+# OpenMMLab codebases a config's default_scope may name (those installed are offered)
+_CODEBASES = ('mmengine', 'mmcv', 'mmpretrain', 'mmdet', 'mmseg', 'mmdet3d', 'mmpose', 'mmaction',
+              'mmocr', 'mmagic', 'mmrotate', 'mmyolo', 'mmtrack', 'mmselfsup', 'mmcls')
+
+
+def _has_registry(scope: str) -> bool:
+    try:
+        return importlib.util.find_spec(f'{scope}.registry') is not None
+    except (ImportError, ValueError):  # the package itself is missing
+        return False
+
+
+def check_scope(cfg: Config) -> None:
+    """``default_scope`` names the codebase whose registries build every ``type``: an unknown one
+    would show up as a misleading "unknown type" for the first model class."""
+    scope = cfg.get('default_scope')
+    if scope is None:
+        return
+    if isinstance(scope, str) and scope and _has_registry(scope):
+        return
+    valid = [c for c in _CODEBASES if _has_registry(c)]
+    raise ConfigError(f'default_scope {scope!r} is not an installed OpenMMLab codebase'
+                      f'{_close(str(scope), valid)}; valid scopes here: {", ".join(valid)} '
+                      '(hvit_mm registers its models into mmpretrain, mmdet and mmseg)')
+
+
+def _integer(value) -> bool:
+    return (isinstance(value, int) and not isinstance(value, bool)) or (
+        isinstance(value, float) and value.is_integer())
+
+
+def _check_number(key: str, value, integer: bool, low, why: str, example) -> None:
+    """``value`` (at config ``key``) must be an int (or a number) ``>= low`` (``> 0`` for low=1)."""
+    ok = _integer(value) if integer else _is_number(value)
+    if ok and (low is None or value >= low):
+        return
+    kind = {0: 'an integer >= 0', 1: 'a positive integer'}.get(low, 'an integer') if integer \
+        else ('a number >= 0' if low == 0 else 'a number')
+    raise ConfigError(f'{key} = {value!r}: must be {kind} ({why}); e.g. --cfg-options '
+                      f'{key}={example}')
+
+
+def check_values(cfg: Config) -> None:
+    """The values the runner itself reads with ``int()`` / ``float()`` (loop lengths, seed, batch
+    size, optimizer settings): text where a number belongs fails late with an error that does
+    not name the key, and ``max_iters <= 0`` trains nothing yet exits 0."""
+    train = cfg.get('train_cfg')
+    if isinstance(train, dict):
+        for name, why in (('max_iters', 'training iterations'), ('max_epochs', 'training epochs'),
+                          ('val_interval', 'how often to validate')):
+            if name in train:
+                _check_number(f'train_cfg.{name}', train[name], True, 1, why, 10)
+        if 'val_begin' in train:
+            _check_number('train_cfg.val_begin', train['val_begin'], True, 0,
+                          'the first epoch/iteration to validate at', 1)
+    randomness = cfg.get('randomness')
+    if isinstance(randomness, dict):
+        seed = randomness.get('seed')
+        if seed is not None and not (_integer(seed) and 0 <= seed < 2 ** 32):
+            raise ConfigError(f'randomness.seed = {seed!r}: must be None or an integer in '
+                              '[0, 2**32); e.g. --cfg-options randomness.seed=0')
+        for flag in ('deterministic', 'diff_rank_seed'):
+            if flag in randomness and not isinstance(randomness[flag], bool):
+                raise ConfigError(f'randomness.{flag} = {randomness[flag]!r}: must be True or '
+                                  'False')
+    wrapper = cfg.get('optim_wrapper')
+    optimizer = wrapper.get('optimizer') if isinstance(wrapper, dict) else None
+    if isinstance(optimizer, dict):
+        for name, low in (('lr', 0), ('weight_decay', 0), ('momentum', 0), ('eps', 0)):
+            if name in optimizer:
+                _check_number(f'optim_wrapper.optimizer.{name}', optimizer[name], False, low,
+                              f'the optimizer\'s {name}', 0.001 if name == 'lr' else 0)
+    for phase in ('train', 'val', 'test'):
+        loader = cfg.get(f'{phase}_dataloader')
+        if not isinstance(loader, dict):
+            continue
+        if 'batch_size' in loader:
+            _check_number(f'{phase}_dataloader.batch_size', loader['batch_size'], True, 1,
+                          'samples per GPU', 16)
+        if 'num_workers' in loader:
+            _check_number(f'{phase}_dataloader.num_workers', loader['num_workers'], True, 0,
+                          'dataloader worker processes', 2)
+
+
 def preflight(cfg: Config, phases=('train', 'val', 'test')) -> None:
+    check_scope(cfg)
+    check_values(cfg)
     check_types(cfg)
     check_data(cfg, phases)
 
 
 __all__ = ['ConfigError', 'ConfigDict', 'load_config', 'check_cfg_options', 'check_types',
-           'check_data', 'preflight']
+           'check_data', 'check_scope', 'check_values', 'preflight']

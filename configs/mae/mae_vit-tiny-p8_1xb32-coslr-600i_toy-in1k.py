@@ -43,9 +43,11 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', T_max=570, by_epoch=False, begin=30, end=600, eta_min=1e-5)
 ]
 train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=600)
+# two checkpoints kept: mmengine deletes the oldest before writing the next, so with one a run
+# killed while saving would have nothing complete to resume from
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=200, max_keep_ckpts=1))
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=200, max_keep_ckpts=2))
 log_processor = dict(by_epoch=False)
 auto_scale_lr = dict(enable=False)
 resume = False

@@ -58,3 +58,39 @@ def to_hvit(state_dict: Dict, fmt: str = 'auto') -> Dict:
     raise ValueError(f'no converter recognises this checkpoint (first keys: {sample}); known formats: '
                      f'{[c.name for c in CONVERTERS]}. Pass fmt=... or convert it with '
                      'tools/model_converters/.')
+
+
+_SCRIPTS = {'greenmim-swin-order': 'greenmim_to_hvit.py --swin-order',
+            'swin': 'greenmim_to_hvit.py', 'twins': 'greenmim_to_hvit.py'}
+
+
+def detect_format(state_dict: Dict) -> str:
+    """Name of the highest-priority converter that recognises ``state_dict``; '' when none does."""
+    for conv in CONVERTERS:
+        try:
+            if conv.detect(state_dict):
+                return conv.name
+        except Exception:  # noqa: BLE001  (a detector choking on a foreign dict: not its format)
+            continue
+    return ''
+
+
+def converter_hint(state_dict: Dict) -> str:
+    """What to do with weights that do not fit a model: the converter script for a foreign format
+    (``tools/model_converters/<format>_to_hvit.py``), or, for hvit_mm's own layout, a pointer to
+    the config that matches the file."""
+    import os.path as osp
+    name = detect_format(state_dict)
+    if name == 'hvit':
+        return ('the file is already in hvit_mm layout but written for another model: use the '
+                'config it was trained with (or fix the arch / widths to match it)')
+    tools = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'tools',
+                     'model_converters')
+    # greenmim_to_hvit.py converts any format it detects (official Swin / Twins files included)
+    script = _SCRIPTS.get(name, f'{name}_to_hvit.py')
+    if name and osp.isfile(osp.join(tools, script.split()[0])):
+        return (f'it looks like a {name!r} file: convert it with tools/model_converters/{script} '
+                'SRC DST, then use DST')
+    return ('use a checkpoint of this model, or convert it first with a tool in '
+            'tools/model_converters/ (the known formats: '
+            f'{", ".join(c.name for c in CONVERTERS)})')

@@ -28,6 +28,9 @@ def test_dist_train_two_cpu_processes_hold_identical_parameters(toy_root, tmp_pa
     assert digests[0] == digests[1] and len(digests[0]) == 64
     # training changed the weights (the digests do not just agree because nothing moved)
     assert re.search(r'Epoch\(train\)\s+\[1\]\[2/2\]', log), log[-3000:]
+    # each rank's RNG states are in the checkpoint, for an exact --resume (hvit_mm.engine.checkpoint)
+    rng = torch.load(tmp_path / 'work' / 'epoch_1.pth', weights_only=True)['rng']
+    assert rng['world_size'] == 2 and len(rng['ranks']) == 2, sorted(rng)
 
 
 def _adamw_cfg(tmp_path):

@@ -18,7 +18,7 @@ def main(fmt: str, description: str) -> None:
     parser.add_argument('src', help='checkpoint to convert (.pth / .pth.tar / .bin)')
     parser.add_argument('dst', help="output .pth: {'meta', 'state_dict'} in hvit_mm's layout "
                         "(backbone.* / neck.* / head.fc.* ...), loadable by load_from or init_cfg")
-    parser.add_argument('--sha256', default=None, help='expected sha256 (prefix) of src')
+    parser.add_argument('--sha256', default=None, help='expected sha256 of src (all 64 hex digits)')
     args = parser.parse_args()
     sd = to_hvit(load_state_dict_file(args.src, args.sha256), fmt)
     ckpt = {'meta': dict(converted_from=osp.basename(args.src), format=fmt), 'state_dict': sd}

@@ -30,7 +30,7 @@ def main(argv=None) -> None:
     parser.add_argument('--to', choices=('hvit', 'mmdet', 'mmpretrain'), default='hvit')
     parser.add_argument('--swin-order', action='store_true',
                         help='trained with Swin\'s merge order already (GreenMIM b981012+)')
-    parser.add_argument('--sha256', default=None, help='expected sha256 (prefix) of src')
+    parser.add_argument('--sha256', default=None, help='expected sha256 of src (all 64 hex digits)')
     args = parser.parse_args(argv)
     fmt = 'greenmim-swin-order' if args.swin_order else 'auto'
     sd = to_hvit(load_state_dict_file(args.src, args.sha256), fmt)
