@@ -16,15 +16,27 @@ def _backbone_tiny_cfgs() -> dict:
             if isinstance(cls, type) and issubclass(cls, Backbone) and cls.tiny_cfg}
 
 
+NECK_WIDTH = 32  # output channels of the tiny FPN / SimpleFeaturePyramid
+
 TINY_ARCH = {
     **_backbone_tiny_cfgs(),
     # the shared MAE-style decoder (its encoder width/patch/grid follow the backbone)
     'MAEDecoder': dict(decoder_embed_dims=32, decoder_depth=1, decoder_num_heads=2),
-    # HTC++ box heads (configs/_base_/models/htcpp_fpn.py): 4 convs of 256 ch on 512 RoIs x 3 stages
-    # are most of a CPU iteration; narrow convs keep the heads' structure
+    # the stock ResNet-50 backbones of the toy detection / segmentation configs
+    'ResNet': dict(depth=18),
+    'ResNetV1c': dict(depth=18),
+    # multi-scale necks: narrow outputs; every layer that reads them follows (`_follow_neck`)
+    'FPN': dict(out_channels=NECK_WIDTH),
+    'SimpleFeaturePyramid': dict(out_channels=NECK_WIDTH),
+    # the convolutions and fcs inside the heads: 256-1024 ch on up to 512 RoIs x 3 cascade stages
+    # (HTC++) are most of a CPU iteration; narrow layers keep the heads' structure
     'ConvFCBBoxHead': dict(conv_out_channels=32, fc_out_channels=64),
-    # ViTDet's 4conv1fc LN box head (configs/vitdet/*)
+    'Shared2FCBBoxHead': dict(fc_out_channels=64),
     'Shared4Conv1FCBBoxHead': dict(conv_out_channels=32, fc_out_channels=64),
+    'FCNMaskHead': dict(conv_out_channels=32),
+    'HTCMaskHead': dict(conv_out_channels=32),
+    'UPerHead': dict(channels=32),
+    'FCNHead': dict(channels=32),
     # mmdet's / mmseg's stock Swin (configs/greenmim/benchmarks: GreenMIM weights in the stock
     # layout); mmpretrain's SwinTransformer takes `arch=` instead and is in no config
     'SwinTransformer': dict(embed_dims=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8)),
@@ -160,8 +172,9 @@ def _as_list(x):
 
 def _set_in_channels(layer, chans) -> None:
     """``in_channels`` of a layer reading the backbone outputs: the list (selected by ``in_index``)
-    or the single selected map. Types with their own tiny entry are left alone."""
-    if not isinstance(layer, dict) or 'in_channels' not in layer or layer.get('type') in TINY_ARCH:
+    or the single selected map. Types whose tiny entry sets ``in_channels`` are left alone."""
+    if (not isinstance(layer, dict) or 'in_channels' not in layer
+            or 'in_channels' in TINY_ARCH.get(layer.get('type'), {})):
         return
     index = layer.get('in_index', -1)
     if isinstance(layer['in_channels'], (list, tuple)):
@@ -192,6 +205,44 @@ def _follow_backbone(model: dict, scope: str) -> None:
             _set_in_channels(layer, chans)
 
 
+def _follow_neck(model: dict) -> None:
+    """With a tiny multi-scale neck (FPN, SimpleFeaturePyramid), every layer of the heads that
+    reads its maps takes its width: ``in_channels`` (one map or a list of them), an RPN's
+    ``feat_channels``, a RoI extractor's ``out_channels``."""
+    necks = [n for n in _as_list(model.get('neck')) if isinstance(n, dict)]
+    if not necks or necks[-1].get('out_channels') != NECK_WIDTH:
+        return
+
+    def narrow(d):
+        if isinstance(d.get('in_channels'), int):
+            d['in_channels'] = NECK_WIDTH
+        elif isinstance(d.get('in_channels'), (list, tuple)):
+            d['in_channels'] = [NECK_WIDTH] * len(d['in_channels'])
+        if 'feat_channels' in d:
+            d['feat_channels'] = NECK_WIDTH
+        if d.get('type') == 'SingleRoIExtractor':
+            d['out_channels'] = NECK_WIDTH
+    for key in ('rpn_head', 'roi_head', 'bbox_head', 'decode_head', 'auxiliary_head'):
+        _walk(model.get(key), narrow)
+
+
+def _fewer_proposals(model: dict) -> None:
+    """Two-stage detectors: 100 proposals instead of 1000-2000 and 64 sampled RoIs instead of
+    512 per image. At score_thr 0 (after 2 iterations no score passes 0.05: COCO AP would be
+    empty) 1000 proposals x 80 classes exceed mmcv's batched-NMS split threshold and NMS runs
+    class by class, most of a CPU iteration."""
+    train, test = model.get('train_cfg') or {}, model.get('test_cfg') or {}
+    for proposal in (train.get('rpn_proposal'), test.get('rpn')):
+        if isinstance(proposal, dict):
+            proposal.update(nms_pre=200, max_per_img=100)
+    for rcnn in _as_list(train.get('rcnn')):
+        if isinstance(rcnn, dict) and isinstance(rcnn.get('sampler'), dict):
+            rcnn['sampler']['num'] = 64
+    rcnn = test.get('rcnn')
+    if isinstance(rcnn, dict) and 'score_thr' in rcnn:
+        rcnn.update(score_thr=0.0, max_per_img=20)
+
+
 def tiny_override(cfg: Config, toy_root: str, iters: int = 2) -> Config:
     """Return a copy of ``cfg`` that trains ``iters`` iterations on the toy data and validates."""
     cfg = copy.deepcopy(cfg)
@@ -200,9 +251,8 @@ def tiny_override(cfg: Config, toy_root: str, iters: int = 2) -> Config:
     _point_data_at_toy(cfg, toy_root)
     _shrink_model(cfg.model)
     _follow_backbone(cfg.model, scope)
-    rcnn = (cfg.model.get('test_cfg') or {}).get('rcnn')
-    if isinstance(rcnn, dict) and 'score_thr' in rcnn:
-        rcnn['score_thr'] = 0.0  # after 2 iterations no score passes 0.05: COCO AP would be empty
+    _follow_neck(cfg.model)
+    _fewer_proposals(cfg.model)
     cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=iters,
                          val_interval=iters if cfg.get('val_cfg') else iters + 1)
     cfg.param_scheduler = []  # epoch-based schedules do not fit 2 iterations

@@ -21,11 +21,19 @@ def test_benchmark_writes_the_json_contract(tmp_path):
                    timeout=300).stdout
     res = json.loads(out.read_text())
     for side in ('a', 'b'):
-        assert set(res[side]) == {'sec_per_iter', 'images_per_sec', 'peak_mem_mb'}
+        assert set(res[side]) == {'sec_per_iter', 'images_per_sec', 'peak_mem_mb', 'model_mem_mb',
+                                  'gflops_per_step'}
+        assert res[side]['gflops_per_step'] > 0
         assert res[side]['sec_per_iter'] > 0 and res[side]['peak_mem_mb'] > 50
+        # the model, its optimizer state and the step live above the pre-model RSS
+        assert 0 < res[side]['model_mem_mb'] < res[side]['peak_mem_mb']
         assert res[side]['images_per_sec'] == pytest.approx(2 / res[side]['sec_per_iter'])
     assert res['speedup'] == pytest.approx(res['b']['sec_per_iter'] / res['a']['sec_per_iter'])
     assert res['mem_ratio'] == pytest.approx(res['a']['peak_mem_mb'] / res['b']['peak_mem_mb'])
+    assert res['model_mem_ratio'] == pytest.approx(res['a']['model_mem_mb'] / res['b']['model_mem_mb'])
+    # MAE encodes a quarter of the tokens the dense baseline encodes: fewer FLOPs per step
+    assert res['flop_ratio'] == pytest.approx(res['b']['gflops_per_step'] / res['a']['gflops_per_step'])
+    assert res['flop_ratio'] > 1.5
     assert 'speedup (b time / a time)' in log
 
 
@@ -33,7 +41,7 @@ def test_benchmark_builds_configs_of_another_scope():
     bench = load_tool('tools/analysis/benchmark_pretrain.py')
     path = bench.resolve('mmpretrain::mae/mae_vit-base-p16_8xb512-amp-coslr-300e_in1k.py')
     assert path.endswith('.mim/configs/mae/mae_vit-base-p16_8xb512-amp-coslr-300e_in1k.py')
-    model, optim = bench.build(path, {'model.backbone.arch': 'deit-tiny',
+    model, optim, _ = bench.build(path, {'model.backbone.arch': 'deit-tiny',
                                       'model.neck.embed_dim': 192,
                                       'model.neck.decoder_depth': 1}, 'cpu')
     assert type(model).__name__ == 'MAE' and type(optim).__name__ == 'OptimWrapper'  # no AMP on CPU

@@ -10,11 +10,18 @@ is built from its config's ``model`` and ``optim_wrapper`` (AMP only on CUDA) an
 synthetic batch of ``--img-size`` images; ``--cfg-options`` apply to both sides, then
 ``--cfg-options-a`` / ``-b`` to one (one config against itself with one setting changed). Each side
 runs in its own process, so the CPU peak memory is that process's peak RSS; on CUDA it is
-``torch.cuda.max_memory_allocated``. After ``--warmup`` steps each, the two processes take turns
+``torch.cuda.max_memory_allocated``. On CPU the table also gives the peak *above the process's RSS
+before the model was built* (the interpreter and the imported libraries, the same on both sides),
+which counts what CUDA's allocator counts: weights, gradients, optimizer state and the step's
+activations. After ``--warmup`` steps each, the two processes take turns
 step by step (so both see the same load on a shared machine); times are medians over ``--iters``
 steps, with the same ``torch.set_num_threads`` on both sides. OUT holds ``{"a": {"sec_per_iter",
-"images_per_sec", "peak_mem_mb"}, "b": {...}, "speedup", "mem_ratio"}`` with speedup = b time / a
-time and mem_ratio = a peak / b peak.
+"images_per_sec", "peak_mem_mb", "model_mem_mb"}, "b": {...}, "speedup", "mem_ratio",
+"model_mem_ratio"}`` with speedup = b time / a time, mem_ratio = a peak / b peak and
+model_mem_ratio the same over the peaks above the pre-model RSS (equal to mem_ratio on CUDA);
+``gflops_per_step`` is one training step (forward + backward) counted by torch's
+``FlopCounterMode`` after the warm-up, and flop_ratio = b FLOPs / a FLOPs: the speed-up the
+arithmetic alone would give.
 """
 import argparse
 import json
@@ -53,6 +60,7 @@ def build(config: str, cfg_options: dict, device: str):
     if cfg.get('custom_imports'):
         import_modules_from_strings(**cfg.custom_imports)
     init_default_scope(cfg.get('default_scope', 'mmengine'))
+    base_rss_mb = rss_mb()
     model_cfg = cfg.model
     if cfg.get('data_preprocessor') and isinstance(model_cfg, dict):
         model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
@@ -62,7 +70,16 @@ def build(config: str, cfg_options: dict, device: str):
     if wrapper.get('type') == 'AmpOptimWrapper' and device == 'cpu':
         wrapper = dict(wrapper, type='OptimWrapper')
         wrapper.pop('loss_scale', None)
-    return model.train(), build_optim_wrapper(model, wrapper)
+    return model.train(), build_optim_wrapper(model, wrapper), base_rss_mb
+
+
+def rss_mb() -> float:
+    """The process's resident set now (Linux ``/proc``; 0 where it is not available)."""
+    try:
+        with open('/proc/self/statm') as f:
+            return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2 ** 20
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def run_side(args) -> None:
@@ -73,7 +90,7 @@ def run_side(args) -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     device = args.device
-    model, optim = build(args.config, args.cfg_options, device)
+    model, optim, base_rss_mb = build(args.config, args.cfg_options, device)
     x = torch.randn(args.batch_size, 3, args.img_size, args.img_size, device=device)
 
     def step():
@@ -85,6 +102,12 @@ def run_side(args) -> None:
             torch.cuda.synchronize()
     for _ in range(args.warmup):
         step()
+    # one more step under the FLOP counter (matmuls, convolutions, attention; forward + backward)
+    from torch.utils.flop_counter import FlopCounterMode
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step()
+    gflops = counter.get_total_flops() / 1e9
     if device == 'cuda':
         torch.cuda.reset_peak_memory_stats()
     print('@@ready', flush=True)
@@ -96,10 +119,11 @@ def run_side(args) -> None:
         elif line.strip() == 'done':
             break
     if device == 'cuda':
-        peak = torch.cuda.max_memory_allocated() / 2 ** 20
+        peak = model_peak = torch.cuda.max_memory_allocated() / 2 ** 20
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    print(f'@@{peak}', flush=True)
+        model_peak = peak - base_rss_mb
+    print(f'@@{peak} {model_peak} {gflops}', flush=True)
 
 
 class Side:
@@ -176,33 +200,39 @@ def main(argv=None):
             times[key].append(float(sides[key].send('step')))
     results = {}
     for key, side in sides.items():
-        peak = float(side.send('done'))
+        peak, model_peak, gflops = map(float, side.send('done').split())
         side.proc.wait()
         sec = statistics.median(times[key])
         results[key] = dict(sec_per_iter=sec, images_per_sec=args.batch_size / sec,
-                            peak_mem_mb=peak, times=times[key])
+                            peak_mem_mb=peak, model_mem_mb=model_peak, gflops_per_step=gflops,
+                            times=times[key])
     a, b = results['a'], results['b']
-    summary = dict(a={k: a[k] for k in ('sec_per_iter', 'images_per_sec', 'peak_mem_mb')},
-                   b={k: b[k] for k in ('sec_per_iter', 'images_per_sec', 'peak_mem_mb')},
+    keys = ('sec_per_iter', 'images_per_sec', 'peak_mem_mb', 'model_mem_mb', 'gflops_per_step')
+    summary = dict(a={k: a[k] for k in keys}, b={k: b[k] for k in keys},
                    speedup=b['sec_per_iter'] / a['sec_per_iter'],
                    mem_ratio=a['peak_mem_mb'] / b['peak_mem_mb'],
+                   model_mem_ratio=a['model_mem_mb'] / b['model_mem_mb'],
+                   flop_ratio=b['gflops_per_step'] / a['gflops_per_step'],
                    step_times=dict(a=a['times'], b=b['times']),  # seconds, in the order run
                    settings=dict(batch_size=args.batch_size, iters=args.iters, warmup=args.warmup,
                                  img_size=args.img_size, threads=args.threads, device=args.device,
                                  config_a=args.config_a, config_b=args.config_b,
                                  cfg_options=args.cfg_options, cfg_options_a=args.cfg_options_a,
                                  cfg_options_b=args.cfg_options_b))
-    mem = 'peak RSS' if args.device == 'cpu' else 'max allocated'
+    mem = 'peak RSS (MB) | above pre-model RSS' if args.device == 'cpu' else 'max allocated'
     print(f'| side | config | s/iter (median of {args.iters}) | images/s | {mem} (MB) |')
-    print('| --- | --- | --- | --- | --- |')
+    print('| --- | --- | --- | --- | --- |' + (' --- |' if args.device == 'cpu' else ''))
     for side, config, extra in (('a', args.config_a, args.cfg_options_a),
                                 ('b', args.config_b, args.cfg_options_b)):
         r = summary[side]
         config = ' '.join([config] + [f'{k}={v}' for k, v in extra.items()])
+        above = f' {r["model_mem_mb"]:.0f} |' if args.device == 'cpu' else ''
         print(f'| {side} | {config} | {r["sec_per_iter"]:.3f} | {r["images_per_sec"]:.2f} | '
-              f'{r["peak_mem_mb"]:.0f} |')
+              f'{r["peak_mem_mb"]:.0f} |{above}')
     print(f'speedup (b time / a time): {summary["speedup"]:.2f}x; '
-          f'mem_ratio (a / b): {summary["mem_ratio"]:.2f}')
+          f'mem_ratio (a / b): {summary["mem_ratio"]:.2f}; '
+          f'above pre-model RSS: {summary["model_mem_ratio"]:.2f}; FLOPs per step (b / a): '
+          f'{b["gflops_per_step"]:.1f} / {a["gflops_per_step"]:.1f} G = {summary["flop_ratio"]:.2f}x')
     if args.json:
         os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
         with open(args.json, 'w') as f:
