@@ -19,6 +19,7 @@ import re
 import shutil
 import sys
 import traceback
+import zipfile
 from typing import Dict, Optional, Tuple
 
 import torch
@@ -299,6 +300,12 @@ def check_checkpoint(runner, what: Optional[str] = None) -> None:
     if not osp.exists(local):
         raise CheckpointError(f'{what}: checkpoint not found: {path}')
     raw = read_checkpoint(local, mmap=True)
+    if runner._resume and zipfile.is_zipfile(local):
+        from .engine.checkpoint import checkpoint_problem  # CRCs: torch's reader skips them
+        problem = checkpoint_problem(local)
+        if problem and not problem.startswith('is not a training checkpoint'):  # said below
+            raise CheckpointError(f'--resume {path} {problem}; resume from an earlier checkpoint '
+                                  '(or pass --resume alone to pick the newest complete one)')
     if runner._resume:
         meta = raw.get('meta') if isinstance(raw, dict) else None
         if not (isinstance(meta, dict) and {'epoch', 'iter'} <= set(meta) and

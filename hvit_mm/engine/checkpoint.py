@@ -112,11 +112,11 @@ def checkpoint_problem(path: str) -> Optional[str]:
             return f'is truncated or damaged ({e})'
         if bad is not None:
             return f'is damaged (CRC mismatch in {bad})'
+    from ..checkpoints.io import CheckpointError, read_checkpoint
     try:  # mmap: structure and pickle safety without reading the tensors again
-        ckpt = torch.load(path, map_location='cpu', weights_only=True, mmap=is_zip)
-    except Exception as e:  # noqa: BLE001  (any failure means: not resumable)
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        return f'cannot be loaded with weights_only=True ({first[:200]})'
+        ckpt = read_checkpoint(path, mmap=True)
+    except CheckpointError as e:  # its message names the file and the cause, one line
+        return str(e).split(f'checkpoint {path} ', 1)[-1]
     meta = ckpt.get('meta') if isinstance(ckpt, dict) else None
     if not isinstance(meta, dict) or not {'epoch', 'iter'} <= set(meta) or 'state_dict' not in ckpt:
         return 'is not a training checkpoint (it lacks meta.epoch / meta.iter / state_dict)'

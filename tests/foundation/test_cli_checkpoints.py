@@ -123,6 +123,19 @@ def test_resume_from_a_weights_file_says_to_load_it_instead(tmp_path):
         check_checkpoint(_runner(model, tmp_path / 'converted.pth', resume=True))
 
 
+def test_resume_from_a_file_with_a_flipped_byte_is_refused(tmp_path):
+    """torch's zip reader skips the CRCs: without the check a damaged tensor would load."""
+    model = nn.Sequential(nn.Linear(4, 8))
+    nn.init.constant_(model[0].weight, 1.0)
+    ckpt = _runner_file(tmp_path / 'iter_2.pth', model)
+    data = bytearray(ckpt.read_bytes())
+    at = data.find(b'\x00\x00\x80?')  # a float32 1.0 of the weight
+    data[at + 2] ^= 0xFF
+    ckpt.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r'CRC mismatch.*--resume alone'):
+        check_checkpoint(_runner(model, ckpt, resume=True))
+
+
 # ------------------------------------------------------------ what is bad input, and where
 _REG = Registry('test_cli_where')
 
