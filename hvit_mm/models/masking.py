@@ -4,6 +4,7 @@ Polarity, everywhere in hvit_mm: ``visible`` is bool (B, N_units), **True = the 
 unit**. (Official MAE's ``mask`` is the opposite, 1 = removed; Hiera's is 1 = keep.) Units are
 patches for MAE and Hiera-style mask units (e.g. 8×8 tokens) for Hiera; they are raster-ordered.
 """
+import numbers
 from typing import NamedTuple, Optional
 
 import torch
@@ -38,6 +39,9 @@ class Mask(NamedTuple):
 
 def num_keep(num_units: int, mask_ratio: float) -> int:
     """Visible units per sample: ``int(N · (1 - ratio))`` as in MAE and Hiera (at least 1)."""
+    if isinstance(mask_ratio, bool) or not isinstance(mask_ratio, numbers.Real):
+        raise TypeError(f'mask_ratio must be a number in [0, 1), got {mask_ratio!r} '
+                        f'({type(mask_ratio).__name__})')
     if not 0.0 <= mask_ratio < 1.0:
         raise ValueError(f'mask_ratio must be in [0, 1), got {mask_ratio}')
     return max(1, int(num_units * (1 - mask_ratio)))

@@ -17,4 +17,9 @@ class Reconstruction(NamedTuple):
 
 def first_view(inputs: Union[Tensor, List[Tensor]]) -> Tensor:
     """SelfSupDataPreprocessor hands over a list of views for multi-view pipelines; these use one."""
-    return inputs[0] if isinstance(inputs, (list, tuple)) else inputs
+    if isinstance(inputs, (list, tuple)):
+        if not inputs:
+            raise ValueError('inputs is an empty list of views; give at least one (B, C, H, W) '
+                             'batch')
+        return inputs[0]
+    return inputs

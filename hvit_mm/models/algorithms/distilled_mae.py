@@ -7,16 +7,15 @@ always in eval mode. The student's pre-softmax attention logits of one block, ma
 hidden-feature term matches the student's final (normed) tokens, through a linear map, to the
 teacher's; it is off by default, as in MAE-Lite.
 """
+import numbers
 from typing import Dict, List, Union
 
 import torch
 import torch.nn.functional as F
-from mmpretrain.registry import MODELS
 from torch import Tensor, nn
 
 from ...registry import register_model
-from .base import first_view
-from .mae import MaskedAutoencoder
+from .mae import MaskedAutoencoder, build_part
 
 
 @register_model(scopes=('mmpretrain',))
@@ -35,7 +34,7 @@ class DistilledMAE(MaskedAutoencoder):
                  teacher_block: int = -1, attn_loss_weight: float = 1.0,
                  hidden_loss_weight: float = 0.0, **kwargs):
         super().__init__(backbone, neck, **kwargs)
-        self.teacher = teacher if isinstance(teacher, nn.Module) else MODELS.build(teacher)
+        self.teacher = build_part('DistilledMAE', 'teacher', teacher)
         for who, m in (('student', self.backbone), ('teacher', self.teacher)):
             if not getattr(m, 'attn_logits', False):
                 raise TypeError(f'DistilledMAE: the {who} {type(m).__name__} cannot return '
@@ -47,9 +46,16 @@ class DistilledMAE(MaskedAutoencoder):
         self.teacher.eval()
         for what, blk, m in (('student_block', student_block, self.backbone),
                              ('teacher_block', teacher_block, self.teacher)):
-            if not -m.depth <= blk < m.depth:
+            if isinstance(blk, bool) or not isinstance(blk, numbers.Integral):
+                raise TypeError(f'DistilledMAE: {what} must be a block index (int), got {blk!r}')
+            if not -m.depth <= blk < m.depth:  # no wrapping around: 7 is not block 1 of 6
                 raise ValueError(f'DistilledMAE: {what}={blk} is out of range for a '
-                                 f'{m.depth}-block encoder')
+                                 f'{m.depth}-block encoder; valid indices are '
+                                 f'{-m.depth}..{m.depth - 1}')
+        for what, w in (('attn_loss_weight', attn_loss_weight),
+                        ('hidden_loss_weight', hidden_loss_weight)):
+            if isinstance(w, bool) or not isinstance(w, numbers.Real) or not w >= 0:
+                raise ValueError(f'DistilledMAE: {what} must be a number >= 0, got {w!r}')
         self.student_block = student_block % self.backbone.depth
         self.teacher_block = teacher_block % self.teacher.depth
         self.attn_loss_weight = attn_loss_weight
@@ -70,7 +76,7 @@ class DistilledMAE(MaskedAutoencoder):
              ) -> Dict[str, Tensor]:
         """inputs: (B, C, H, W). Returns ``loss_rec``, ``loss_attn`` (and ``loss_hidden``);
         mmengine sums every key containing ``loss``."""
-        x = first_view(inputs)
+        x = self.check_inputs(inputs)
         mask = self.draw_mask(x)
         feats = self.backbone.forward_masked(x, mask, logit_blocks=(self.student_block,))
         pred = self.neck(feats, mask, self.units_hw(x))

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from ...registry import register_model
 from .. import masking
+from ..backbones.base import Backbone, check_rate
 from ..layers import init_mae_
 from ..masking import Mask
 from ..pixel_loss import masked_mse, patchify, unpatchify
@@ -29,10 +30,35 @@ MASK_TYPES = ('random', 'uniform')
 TARGET_LAYOUTS = ('hwc', 'chw')
 
 
+def build_part(owner: str, name: str, cfg) -> nn.Module:
+    """A module argument (``backbone``, ``teacher``) given as a config dict or a module."""
+    if isinstance(cfg, nn.Module):
+        return cfg
+    if not isinstance(cfg, dict) or 'type' not in cfg:
+        raise TypeError(f"{owner}: {name} must be a config dict with a 'type' (e.g. "
+                        f"dict(type='ViT', arch='base')) or a module, got {cfg!r}")
+    return MODELS.build(cfg)
+
+
+def mim_backbone(owner: str, name: str, cfg) -> Backbone:
+    """Build ``cfg`` and check it can do masked image modeling, naming the backbones that can."""
+    backbone = build_part(owner, name, cfg)
+    if getattr(backbone, 'mim_unit', None) is None or not hasattr(backbone, 'forward_masked'):
+        why = ''
+        if getattr(type(backbone), 'masked_modeling', False):
+            why = ' in this configuration (a classifier out_type switches it off)'
+        raise TypeError(f'{owner}: {name} {type(backbone).__name__} does not support masked image '
+                        f'modeling{why}; backbones that do: {list(Backbone.mim_names())}')
+    return backbone
+
+
 def build_with_backbone(cfg: Union[Dict, nn.Module, None], backbone: nn.Module, **fill):
     """Build a neck config, filling in what it must share with the backbone (set once, STYLE 12)."""
     if cfg is None or isinstance(cfg, nn.Module):
         return cfg
+    if not isinstance(cfg, dict):
+        raise TypeError(f"neck configs must be dicts with a 'type' (e.g. dict(type='MAEDecoder')), "
+                        f'got {cfg!r}')
     cfg = dict(cfg)
     for k, v in fill.items():
         cfg.setdefault(k, v)
@@ -68,11 +94,13 @@ class MaskedAutoencoder(BaseSelfSupervisor):
                  mask_ratio: float = 0.75, mask_type: str = 'random', secondary_ratio: float = 0.0,
                  batch_mask: bool = False, norm_pix: bool = True, target_layout: str = 'hwc',
                  data_preprocessor: Optional[Dict] = None, init_cfg=None):
-        backbone = backbone if isinstance(backbone, nn.Module) else MODELS.build(backbone)
         name = type(self).__name__
-        if getattr(backbone, 'mim_unit', None) is None:
-            raise TypeError(f'{name}: {type(backbone).__name__} does not support masked image '
-                            'modeling (it sets no mim_unit / forward_masked)')
+        backbone = mim_backbone(name, 'backbone', backbone)
+        if neck is None:
+            raise TypeError(f"{name}: neck (the decoder config, e.g. dict(type='MAEDecoder')) is "
+                            'required')
+        mask_ratio = check_rate(name, 'mask_ratio', mask_ratio)
+        secondary_ratio = check_rate(name, 'secondary_ratio', secondary_ratio)
         if mask_type not in MASK_TYPES or target_layout not in TARGET_LAYOUTS:
             raise ValueError(f'{name}: mask_type must be one of {MASK_TYPES} (got {mask_type!r}) '
                              f'and target_layout one of {TARGET_LAYOUTS} (got {target_layout!r})')
@@ -85,7 +113,16 @@ class MaskedAutoencoder(BaseSelfSupervisor):
         if mask_type == 'uniform' and mask_ratio != 0.75:
             raise ValueError(f"{name}: mask_type='uniform' keeps one unit of every 2x2, i.e. "
                              f'mask_ratio=0.75; got {mask_ratio}')
-        masking.num_keep(4, mask_ratio)  # validates the ratio now, not at the first iteration
+        u = backbone.mim_unit
+        if backbone.img_size[0] % u or backbone.img_size[1] % u:
+            raise ValueError(f'{name}: the backbone img_size {tuple(backbone.img_size)} is not a '
+                             f'multiple of its {u} px mask unit; use a multiple of {u}')
+        grid = (backbone.img_size[0] // u, backbone.img_size[1] // u)
+        if mask_type == 'uniform' and (grid[0] % 2 or grid[1] % 2):
+            raise ValueError(f"{name}: mask_type='uniform' keeps one unit of every 2x2, so the "
+                             f'{grid[0]}x{grid[1]} unit grid of img_size '
+                             f'{tuple(backbone.img_size)} must have even sides; use a multiple '
+                             f'of {2 * u}')
         out = backbone.mim_out
         stages = backbone.mim_stages
         enc = build_with_backbone(encoder_neck, backbone,
@@ -132,6 +169,13 @@ class MaskedAutoencoder(BaseSelfSupervisor):
         return self.secondary_ratio > 0
 
     # ------------------------------------------------------------------------------- masking
+    def check_inputs(self, inputs: Union[Tensor, List[Tensor]]) -> Tensor:
+        """The (first view of the) batch, checked as the backbone's ``forward_masked`` takes it, so
+        a bad batch fails before the mask is drawn for it."""
+        x = first_view(inputs)
+        self.backbone.check_masked_input(x)
+        return x
+
     def units_hw(self, x: Tensor):
         return self.backbone.unit_grid((x.shape[2], x.shape[3]))
 
@@ -183,7 +227,7 @@ class MaskedAutoencoder(BaseSelfSupervisor):
     def loss(self, inputs: Union[Tensor, List[Tensor]], data_samples=None, **kwargs
              ) -> Dict[str, Tensor]:
         """inputs: (B, C, H, W) preprocessed images. Returns ``dict(loss=...)``."""
-        x = first_view(inputs)
+        x = self.check_inputs(inputs)
         mask = self.draw_mask(x)
         return dict(loss=self.reconstruction_loss(x, self.predict_patches(x, mask), mask))
 
@@ -199,7 +243,7 @@ class MaskedAutoencoder(BaseSelfSupervisor):
     def reconstruct(self, inputs: Tensor, mask: Optional[Mask] = None,
                     generator: Optional[torch.Generator] = None) -> Reconstruction:
         """Predicted image for ``inputs`` (B, C, H, W) under ``mask`` (a fresh one if None)."""
-        x = first_view(inputs)
+        x = self.check_inputs(inputs)
         mask = mask if mask is not None else self.draw_mask(x, generator)
         p, C = self.pred_stride, x.shape[1]
         pred = self.predict_patches(x, mask).float()

@@ -33,7 +33,8 @@ from ...registry import register_model
 from ..layers import DropPath, Mlp
 from ..layers.group_attention import MapPlan, WindowAttention, map_rel_index, plan_windows
 from ..masking import Mask
-from .base import Backbone, MaskedFeatures, nested_block_depth
+from .base import (Backbone, MaskedFeatures, check_heads, check_int, check_ints, check_out_indices,
+                   check_rate, check_size, nested_block_depth)
 
 PATCH = 4  # stride of the patch embedding
 
@@ -126,6 +127,7 @@ class GreenSwin(Backbone):
                                              num_heads=(6, 12, 24, 48))),
     }
     arch_keys = ('embed_dims', 'depths', 'num_heads')
+    masked_modeling = True
     # out_indices=(3,): a masked-modeling run then uses every parameter (norm0-2 serve forward only)
     tiny_cfg = dict(arch=dict(embed_dims=16, depths=(2, 2, 1, 1), num_heads=(1, 2, 4, 8)),
                     img_size=64, window_size=4, out_indices=(3,))
@@ -137,11 +139,18 @@ class GreenSwin(Backbone):
                  init_cfg: Optional[dict] = None):
         super().__init__(with_cp=with_cp, init_cfg=init_cfg)
         arch = self.resolve_arch(arch.lower() if isinstance(arch, str) else arch)
-        self.depths, self.num_heads = tuple(arch['depths']), tuple(arch['num_heads'])
+        name = 'GreenSwin'
+        self.depths = check_ints(name, 'depths', arch['depths'])
         n = self.num_stages = len(self.depths)
-        self.out_indices = tuple(sorted({i % n for i in out_indices}))
-        self.in_channels, self.window_size = in_channels, window_size
-        self.img_size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
+        self.num_heads = check_ints(name, 'num_heads', arch['num_heads'], n)
+        C = check_int(name, 'embed_dims', arch['embed_dims'])
+        for i, heads in enumerate(self.num_heads):
+            check_heads(name, C * 2 ** i, heads, f'num_heads[{i}]', f'stage {i} width')
+        self.out_indices = check_out_indices(name, out_indices, n)
+        check_rate(name, 'drop_path_rate', drop_path_rate)
+        self.in_channels = check_int(name, 'in_channels', in_channels)
+        self.window_size = check_int(name, 'window_size', window_size)
+        self.img_size = check_size(name, 'img_size', img_size)
         norm_layer = lambda d: build_norm_layer(norm_cfg, d)[1]  # noqa: E731
         C = arch['embed_dims']
         self.patch_embed = PatchEmbed(in_channels, C, norm_layer)
@@ -199,6 +208,7 @@ class GreenSwin(Backbone):
         """x: (B, C_in, H, W), any size (padded bottom/right to multiples of 4 and of each merge, as
         mmdet's Swin) -> one (B, C_i, ceil(H/s_i), ceil(W/s_i)) map per ``out_indices`` entry
         (``feature_info``), normalised by ``norm{i}``."""
+        self.check_input(x)
         H, W = x.shape[2:]
         x = self.patch_embed(F.pad(x, (0, (-W) % PATCH, 0, (-H) % PATCH)))  # (B, h, w, C)
         outs = []

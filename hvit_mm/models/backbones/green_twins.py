@@ -38,7 +38,8 @@ from ..layers.group_attention import GroupPlan, plan_windows
 from ..layers.sparse_conv import dense_conv_at, sparse_conv
 from ..layers.window import window_partition, window_unpartition
 from ..masking import Mask
-from .base import Backbone, MaskedFeatures
+from .base import (Backbone, MaskedFeatures, check_heads, check_int, check_ints, check_out_indices,
+                   check_rate, check_size)
 
 PATCH = 4  # stride of the first patch embedding; later ones are 2
 
@@ -215,6 +216,7 @@ class GreenTwins(Backbone):
                                              depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32))),
     }
     arch_keys = ('embed_dims', 'depths', 'num_heads')
+    masked_modeling = True
     # two blocks per stage: LSA + GSA (with its sr conv in stages 0-2); norm serves both paths
     tiny_cfg = dict(arch=dict(embed_dims=(16, 32, 48, 64), depths=(2, 2, 2, 2),
                               num_heads=(1, 2, 3, 4)), img_size=64, window_size=4)
@@ -227,19 +229,27 @@ class GreenTwins(Backbone):
                  with_cp: bool = False, init_cfg: Optional[dict] = None):
         super().__init__(with_cp=with_cp, init_cfg=init_cfg)
         arch = self.resolve_arch(arch.lower() if isinstance(arch, str) else arch)
-        dims = self.embed_dims = tuple(arch['embed_dims'])
-        self.depths, self.num_heads = tuple(arch['depths']), tuple(arch['num_heads'])
+        name = 'GreenTwins'
+        dims = self.embed_dims = check_ints(name, 'embed_dims', arch['embed_dims'])
         n = self.num_stages = len(dims)
-        ws = (window_size,) * n if isinstance(window_size, int) else tuple(window_size)
-        self.window_sizes, self.sr_ratios = ws, tuple(sr_ratios)
-        if not len(self.depths) == len(self.num_heads) == len(ws) == len(self.sr_ratios) == n:
-            raise ValueError('GreenTwins: embed_dims, depths, num_heads, window_size and '
-                             'sr_ratios need one entry per stage')
-        if min(ws) < 2:
-            raise ValueError(f'GreenTwins: LSA windows must be >= 2, got {ws}')
-        self.out_indices = tuple(sorted({i % n for i in out_indices}))
-        self.in_channels = in_channels
-        self.img_size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
+        self.depths = check_ints(name, 'depths', arch['depths'], n)
+        self.num_heads = check_ints(name, 'num_heads', arch['num_heads'], n)
+        for i, (d, h) in enumerate(zip(dims, self.num_heads)):
+            check_heads(name, d, h, f'num_heads[{i}]', f'embed_dims[{i}]')
+        ws = (window_size,) * n if isinstance(window_size, int) else window_size
+        self.window_sizes = check_ints(name, 'window_size', ws, n)
+        self.sr_ratios = check_ints(name, 'sr_ratios', sr_ratios, n)
+        if min(self.window_sizes) < 2:
+            raise ValueError(f'GreenTwins: window_size (LSA windows) must be >= 2, got '
+                             f'{self.window_sizes}')
+        self.out_indices = check_out_indices(name, out_indices, n)
+        check_rate(name, 'drop_path_rate', drop_path_rate)
+        self.in_channels = check_int(name, 'in_channels', in_channels)
+        self.img_size = check_size(name, 'img_size', img_size)
+        # forward floors every stride: stage i's map (H / 4·2^i) must hold a token, and a GSA
+        # sub-sampling conv (odd blocks) a whole sr_ratio cell
+        self.min_input = max(PATCH * 2 ** i * (sr if sr > 1 and self.depths[i] > 1 else 1)
+                             for i, sr in enumerate(self.sr_ratios[:max(self.out_indices) + 1]))
         dpr = torch.linspace(0, drop_path_rate, sum(self.depths)).tolist()
         self.patch_embeds, self.blocks, self.pos_block = nn.ModuleList(), nn.ModuleList(), \
             nn.ModuleList()
@@ -249,7 +259,7 @@ class GreenTwins(Backbone):
             first = sum(self.depths[:i])
             self.blocks.append(nn.ModuleList(  # even blocks LSA, odd ones GSA (timm's ALTGVT)
                 TwinsBlock(dims[i], self.num_heads[i], mlp_ratio, dpr[first + j],
-                           self.sr_ratios[i], 0 if j % 2 else ws[i])
+                           self.sr_ratios[i], 0 if j % 2 else self.window_sizes[i])
                 for j in range(self.depths[i])))
             self.pos_block.append(PosConv(dims[i]))
         self.norm = nn.LayerNorm(dims[-1], eps=1e-6)
@@ -283,6 +293,7 @@ class GreenTwins(Backbone):
         (``feature_info``, s_i = 4·2^i), as timm's ``forward_intermediates``; the last stage's map
         is normalised by ``norm`` (timm's ``forward_features``). Stages after the last requested
         one are not run."""
+        self.check_input(x)
         outs = []
         for i in range(max(self.out_indices) + 1):
             x = self.patch_embeds[i](x)  # (B, H_i, W_i, C_i)

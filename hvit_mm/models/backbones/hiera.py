@@ -23,9 +23,10 @@ from torch import Tensor, nn
 from torch.nn.init import trunc_normal_
 
 from ...registry import register_model
-from ..layers import Attention, DropPath, Mlp, attend, resample_abs
+from ..layers import Attention, DropPath, Mlp, attend, fit_pos_embed, resample_abs
 from ..masking import Mask, upsample_units
-from .base import Backbone, MaskedFeatures, block_depth
+from .base import (Backbone, MaskedFeatures, block_depth, check_heads, check_int, check_ints,
+                   check_out_indices, check_rate, check_size)
 
 PATCH_STRIDE = 4  # 7×7 conv, stride 4, padding 3
 Q_STRIDE = 4      # flattened 2×2 pooling window
@@ -181,6 +182,7 @@ class Hiera(Backbone):
         **dict.fromkeys(['h', 'huge'], dict(embed_dims=256, num_heads=4, stages=(2, 6, 36, 4))),
     }
     arch_keys = ('embed_dims', 'num_heads', 'stages')
+    masked_modeling = True
     tiny_cfg = dict(arch=dict(embed_dims=16, num_heads=1, stages=(1, 1, 1, 1)), img_size=64)
 
     def __init__(self, arch: Union[str, dict] = 'base', img_size: Union[int, Sequence[int]] = 224,
@@ -192,22 +194,30 @@ class Hiera(Backbone):
                  init_cfg: Optional[dict] = None):
         super().__init__(with_cp=with_cp, init_cfg=init_cfg)
         arch = self.resolve_arch(arch.lower() if isinstance(arch, str) else arch)
-        stages = tuple(arch['stages'])
+        stages = check_ints('Hiera', 'stages', arch['stages'])  # every stage needs a block
+        check_heads('Hiera', check_int('Hiera', 'embed_dims', arch['embed_dims']),
+                    arch['num_heads'])
+        in_channels = check_int('Hiera', 'in_channels', in_channels)
+        check_rate('Hiera', 'drop_path_rate', drop_path_rate)
         self.num_stages = len(stages)
         self.levels = self.num_stages - 1  # unroll levels; a mask unit is 2^levels tokens a side
-        if not 0 <= q_pool <= self.levels or len(mask_unit_attn) != self.num_stages:
-            raise ValueError(f'Hiera: q_pool must be in [0, {self.levels}] and mask_unit_attn have '
-                             f'{self.num_stages} entries')
-        self.out_indices = tuple(sorted({i % self.num_stages for i in out_indices}))
+        if not isinstance(q_pool, int) or not 0 <= q_pool <= self.levels or \
+                len(mask_unit_attn) != self.num_stages:
+            raise ValueError(f'Hiera: for the {self.num_stages} stages of arch, q_pool must be in '
+                             f'[0, {self.levels}] (got {q_pool!r}) and mask_unit_attn have '
+                             f'{self.num_stages} entries (got {len(mask_unit_attn)})')
+        self.out_indices = check_out_indices('Hiera', out_indices, self.num_stages)
         if out_type not in ('featmap', 'avg_featmap'):
             raise ValueError(f"Hiera: out_type must be 'featmap' or 'avg_featmap', not {out_type!r}")
         if out_type == 'avg_featmap' and self.out_indices != (self.num_stages - 1,):
             raise ValueError("Hiera: out_type='avg_featmap' pools the last stage: set "
                              f'out_indices=({self.num_stages - 1},)')
         self.out_type, self.q_pool, self.in_channels = out_type, q_pool, in_channels
-        self.img_size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
         self.unit_px = PATCH_STRIDE * 2 ** self.levels  # 32 px mask units
+        self.img_size = check_size('Hiera', 'img_size', img_size, self.unit_px,
+                                   f' (one {self.unit_px} px mask unit)')
         self._check_size(self.img_size)
+        self.input_multiple = self.min_input = self.unit_px
         self.pos_grid = (self.img_size[0] // PATCH_STRIDE, self.img_size[1] // PATCH_STRIDE)
         norm_layer = lambda d: build_norm_layer(norm_cfg, d)[1]  # noqa: E731
 
@@ -254,7 +264,7 @@ class Hiera(Backbone):
     def _check_size(self, hw: Tuple[int, int]) -> None:
         if hw[0] % self.unit_px or hw[1] % self.unit_px:
             raise ValueError(f'Hiera: input {hw[0]}x{hw[1]} must be a multiple of {self.unit_px} '
-                             'on both sides (pad it, e.g. pad_size_divisor=32)')
+                             f'on both sides (pad it, e.g. pad_size_divisor={self.unit_px})')
 
     def _remaining_levels(self, stage: int) -> int:
         """Unroll levels still folded in the sequence after ``stage`` (min(stage, q_pool) pooled)."""
@@ -297,6 +307,7 @@ class Hiera(Backbone):
         """x: (B, C_in, H, W) -> one tensor per ``out_indices``: (B, C_i, H/s_i, W/s_i) maps in
         spatial order (``featmap``; C_i, s_i as in :attr:`feature_info`), or the pooled, normalised
         (B, C) vector (``avg_featmap``)."""
+        self.check_input(x)
         H, W = x.shape[2:]
         x = self.embed(x)
         outs = []
@@ -353,7 +364,7 @@ class Hiera(Backbone):
         ``pos_embed`` resampled from the checkpoint's grid to this model's stored grid. Pure."""
         sd = super().adapt_checkpoint(sd)
         if 'pos_embed' in sd and sd['pos_embed'].shape != self.pos_embed.shape:
-            sd['pos_embed'] = resample_abs(sd['pos_embed'], self.pos_grid)
+            sd['pos_embed'] = fit_pos_embed(sd['pos_embed'], self.pos_grid)
         return sd
 
     def pretrained_allowances(self):

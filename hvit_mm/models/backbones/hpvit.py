@@ -19,7 +19,6 @@ Our design (the paper, arXiv 2211.01785, has no public code, so this is hvit_mm'
 * Four NCHW outputs at strides 4/8/16/32, each through a LayerNorm. The last stage's norm is the
   checkpoint's final ``norm`` (pretrained); the others (``out_norms.<stage>``) are new.
 """
-import math
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
@@ -29,8 +28,9 @@ from torch import Tensor, nn
 
 from ...checkpoints import select_prefix
 from ...registry import register_model
-from ..layers import MapBlock, resample_abs, sincos_2d
-from .base import Backbone, block_depth
+from ..layers import MapBlock, fit_pos_embed, resample_abs, sincos_2d
+from .base import (Backbone, block_depth, check_heads, check_int, check_out_indices, check_rate,
+                   check_size)
 from .vit import ViT
 
 # Keys of plain-ViT checkpoints that HPViT has no use for; dropped (and logged) by the adapter.
@@ -102,7 +102,8 @@ class HPViT(Backbone):
             the model has ``len(pool_after) + 1`` stages.
         attn_types: per stage, ``'global'`` or ``'window'``.
         window_size: window side in tokens for ``'window'`` stages.
-        out_indices: stages whose (normalised) maps are returned.
+        out_indices: stages whose (normalised) maps are returned; None: every stage (their count
+            follows ``pool_after``).
         drop_path_rate: stochastic depth, linear from 0 to this over the blocks.
         qkv_bias: bias on the qkv projections.
         norm_cfg: ``dict(type='LN', eps=1e-6)``; LayerNorm is the only type (the blocks' norm).
@@ -125,15 +126,30 @@ class HPViT(Backbone):
                  patch_size: Optional[int] = None, patch_stride: int = 4, in_channels: int = 3,
                  pool: str = 'avg', pool_after: Optional[Sequence[int]] = None,
                  attn_types: Sequence[str] = ('window', 'window', 'global', 'global'),
-                 window_size: int = 14, out_indices: Sequence[int] = (0, 1, 2, 3),
+                 window_size: int = 14, out_indices: Optional[Sequence[int]] = None,
                  drop_path_rate: float = 0.0, qkv_bias: bool = True,
                  norm_cfg: dict = dict(type='LN', eps=1e-6), with_cp: bool = False,
                  init_cfg: Optional[dict] = None):
         super().__init__(with_cp=with_cp, init_cfg=init_cfg)
         cfg = self.resolve_arch(arch)
-        dim, depth = cfg['embed_dims'], cfg['depth']
-        patch_size = patch_size or cfg.get('patch_size', 16)
-        pool_after = tuple(cfg.get('pool_after', ()) if pool_after is None else pool_after)
+        name = 'HPViT'
+        dim, depth = check_int(name, 'embed_dims', cfg['embed_dims']), check_int(name, 'depth',
+                                                                                 cfg['depth'])
+        check_heads(name, dim, cfg['num_heads'])
+        patch_size = cfg.get('patch_size', 16) if patch_size is None else patch_size
+        patch_size = check_int(name, 'patch_size', patch_size)
+        patch_stride = check_int(name, 'patch_stride', patch_stride)
+        in_channels = check_int(name, 'in_channels', in_channels)
+        window_size = check_int(name, 'window_size', window_size)
+        check_rate(name, 'drop_path_rate', drop_path_rate)
+        img_hw = check_size(name, 'img_size', img_size, patch_size,
+                            f' (at least one {patch_size} px patch of the position table)')
+        pool_after = cfg.get('pool_after', ()) if pool_after is None else pool_after
+        if isinstance(pool_after, str) or not isinstance(pool_after, Sequence) or \
+                not all(isinstance(i, int) and not isinstance(i, bool) for i in pool_after):
+            raise TypeError(f'HPViT: pool_after must be a sequence of block indices, got '
+                            f'{pool_after!r}')
+        pool_after = tuple(pool_after)
         if list(pool_after) != sorted(set(pool_after)) or \
                 any(not 0 <= i < depth - 1 for i in pool_after):
             raise ValueError(f'HPViT: pool_after={pool_after} must be increasing block indices '
@@ -142,8 +158,9 @@ class HPViT(Backbone):
         if len(attn_types) != num_stages or not set(attn_types) <= {'global', 'window'}:
             raise ValueError(f"HPViT: attn_types={attn_types} needs one of 'global'/'window' per "
                              f'stage ({num_stages} stages for pool_after={pool_after})')
-        out_indices = tuple(i % num_stages for i in out_indices)
-        if norm_cfg.get('type') != 'LN':
+        out_indices = tuple(range(num_stages)) if out_indices is None else \
+            check_out_indices(name, out_indices, num_stages)
+        if not isinstance(norm_cfg, dict) or norm_cfg.get('type') != 'LN':
             raise ValueError(f"HPViT: norm_cfg type must be 'LN' (the ViT blocks' norm), "
                              f'got {norm_cfg}')
         eps = norm_cfg.get('eps', 1e-6)
@@ -153,7 +170,8 @@ class HPViT(Backbone):
         self.pool_after, self.out_indices = pool_after, out_indices
         self.num_layers = depth + 2
         self.patch_stride = patch_stride
-        img_hw = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
+        self.in_channels = in_channels
+        self.min_input = patch_stride  # the stem's output is floor(H / patch_stride)
         self.pos_grid = (img_hw[0] // patch_size, img_hw[1] // patch_size)
 
         self.patch_embed = PatchEmbed(in_channels, dim, patch_size, patch_stride)
@@ -222,13 +240,9 @@ class HPViT(Backbone):
             del sd[k]
         if 'pos_embed' in sd:
             pe = sd['pos_embed'][:, num_prefix:]
-            n = pe.shape[1]
-            if n != self.pos_grid[0] * self.pos_grid[1]:
-                side = math.isqrt(n)
-                if side * side != n:
-                    raise ValueError(f'HPViT: checkpoint pos_embed has {n} grid tokens, not a '
-                                     f'square grid; cannot resample it to {self.pos_grid}')
-                pe = resample_abs(pe, self.pos_grid, (side, side))
+            if pe.shape[1] != self.pos_grid[0] * self.pos_grid[1]:
+                # a grid not readable off the token count stays as it is: the strict load lists it
+                pe = fit_pos_embed(pe, self.pos_grid)
             sd['pos_embed'] = pe
         if dropped:
             MMLogger.get_current_instance().info(f'HPViT: dropped checkpoint keys {dropped}')
@@ -246,6 +260,7 @@ class HPViT(Backbone):
         """Images (B, C, H, W) -> tuple of normalised maps (B, C_embed, H_s, W_s), one per stage in
         ``out_indices``, stage s at stride ``patch_stride · 2^s``: H_0 = floor(H / 4), then
         H_{s+1} = ceil(H_s / 2) (for 100×148: 25×37, 13×19, 7×10, 4×5)."""
+        self.check_input(x)
         x = self._embed(x)
         outs, stage = [], 0
         for i in range(self.depth):

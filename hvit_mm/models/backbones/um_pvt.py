@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...registry import register_model
-from ..layers import Attention, DropPath, Mlp, attend, resample_abs, sincos_2d
+from ..layers import Attention, DropPath, Mlp, attend, fit_pos_embed, resample_abs, sincos_2d
+from .base import check_ints
 from .um_swin import PATCH, PatchEmbed, PatchMerge, UMBackbone, init_like_official
 
 
@@ -122,13 +123,24 @@ class UMPVT(UMBackbone):
                  init_cfg: Optional[dict] = None):
         super().__init__(with_cp=with_cp, init_cfg=init_cfg)
         cfg = self.resolve_arch(arch)
-        dims, depths = tuple(cfg['embed_dims']), tuple(cfg['depths'])
+        dims = check_ints('UMPVT', 'embed_dims', cfg['embed_dims'])
+        depths = check_ints('UMPVT', 'depths', cfg['depths'], len(dims))
+        ratios = cfg['mlp_ratios']
+        if isinstance(ratios, (str, int, float)) or len(ratios) != len(dims) or \
+                not all(isinstance(r, (int, float)) and not isinstance(r, bool) and r > 0
+                        for r in ratios):
+            raise ValueError(f'UMPVT: mlp_ratios must hold one number > 0 per stage, got '
+                             f'{ratios!r}')
         if not len(dims) == len(depths) == len(cfg['num_heads']) == len(cfg['mlp_ratios']) \
                 == len(sr_ratios):
             raise ValueError(f'UMPVT: embed_dims, depths, num_heads, mlp_ratios and sr_ratios '
                              f'need one entry per stage, got {cfg} and sr_ratios={sr_ratios}')
-        norm_layer = self._setup(img_size, in_channels, depths, out_indices, out_type, norm_cfg)
-        self.sr_ratios = tuple(sr_ratios)
+        norm_layer = self._setup(img_size, in_channels, depths, out_indices, out_type, norm_cfg,
+                                 drop_path_rate, dims, cfg['num_heads'])
+        self.sr_ratios = check_ints('UMPVT', 'sr_ratios', sr_ratios, len(depths))
+        if dims[0] % 4:
+            raise ValueError(f'UMPVT: embed_dims[0]={dims[0]} must be divisible by 4 (2-D sin-cos '
+                             'position table)')
         self.pos_grid = (self.img_size[0] // PATCH, self.img_size[1] // PATCH)
 
         self.patch_embed = PatchEmbed(in_channels, dims[0])
@@ -152,7 +164,7 @@ class UMPVT(UMBackbone):
         sd = super().adapt_checkpoint(sd)
         pe = sd.get('pos_embed')
         if pe is not None and pe.shape[1] != self.pos_grid[0] * self.pos_grid[1]:
-            sd['pos_embed'] = resample_abs(pe, self.pos_grid)
+            sd['pos_embed'] = fit_pos_embed(pe, self.pos_grid)
         return sd
 
     def no_weight_decay(self) -> set:

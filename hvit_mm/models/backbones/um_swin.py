@@ -28,7 +28,8 @@ from ...registry import register_model
 from ..layers import (Attention, DropPath, Mlp, attend, init_conv_fan_out_, init_mae_,
                       window_partition, window_unpartition)
 from ..layers.compact import compact_flags, compact_hw, compact_units, token_coords
-from .base import Backbone, MaskedFeatures, block_depth
+from .base import (Backbone, MaskedFeatures, block_depth, check_heads, check_int, check_ints,
+                   check_out_indices, check_rate, check_size)
 
 PATCH = 4  # px per stem token
 SHIFT_MASK = -100.0  # Swin's additive mask between regions that a cyclic shift made neighbours
@@ -257,26 +258,35 @@ class UMBackbone(Backbone):
 
     mim_unit = 16
     mim_mask = 'uniform'
+    masked_modeling = True
     OUT_TYPES = ('featmap', 'avg_featmap')
     stages: List[Tuple[int, int]] = []
     depth: int = 0
 
     def _setup(self, img_size, in_channels: int, depths: Sequence[int], out_indices,
-               out_type: str, norm_cfg: dict):
-        """Common constructor part; returns the norm layer factory."""
+               out_type: str, norm_cfg: dict, drop_path_rate: float = 0.0,
+               dims: Sequence[int] = (), heads: Sequence[int] = ()):
+        """Common constructor part (every argument checked here); returns the norm layer
+        factory."""
         name = type(self).__name__
-        if norm_cfg.get('type') != 'LN':
+        if not isinstance(norm_cfg, dict) or norm_cfg.get('type') != 'LN':
             raise ValueError(f"{name}: norm_cfg type must be 'LN', got {norm_cfg}")
+        depths = check_ints(name, 'depths', depths)
         n = len(depths)
+        for i, (d, h) in enumerate(zip(check_ints(name, 'embed_dims', dims, n),
+                                       check_ints(name, 'num_heads', heads, n))):
+            check_heads(name, d, h, f'num_heads[{i}]', f'stage {i} width')
+        check_rate(name, 'drop_path_rate', drop_path_rate)
         if out_type not in self.OUT_TYPES:
             raise ValueError(f'{name}: out_type must be one of {self.OUT_TYPES}, got {out_type!r}')
-        if out_type == 'avg_featmap' and sorted({i % n for i in out_indices}) != [n - 1]:
+        out_indices = check_out_indices(name, out_indices, n)
+        if out_type == 'avg_featmap' and out_indices != (n - 1,):
             raise ValueError(f"{name}: out_type='avg_featmap' pools the last stage; set "
                              f'out_indices=({n - 1},)')
-        self.img_size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
-        self.in_channels = in_channels
-        self.depths, self.depth, self.stages = tuple(depths), sum(depths), stage_plan(depths)
-        self.out_indices = tuple(sorted({i % n for i in out_indices}))
+        self.img_size = check_size(name, 'img_size', img_size)
+        self.in_channels = check_int(name, 'in_channels', in_channels)
+        self.depths, self.depth, self.stages = depths, sum(depths), stage_plan(depths)
+        self.out_indices = out_indices
         self.out_type = out_type
         self.num_layers = self.depth + 2
         eps = norm_cfg.get('eps', 1e-6)
@@ -344,8 +354,10 @@ class UMBackbone(Backbone):
         compact unit grid (gh, gw)); h' = 4·gh. Units in ``mask.replaced`` hold the token."""
         grid = compact_hw(mask, units_hw, type(self).__name__)
         if grid[0] % 2 or grid[1] % 2:
+            need = 2 * self.mim_unit * (units_hw[0] // grid[0])  # a uniform mask halves the grid
             raise ValueError(f'{type(self).__name__}: the last stage covers 2x2 units, so the '
-                             f'unit grid {grid} must have even sides (input sizes divisible by 32)')
+                             f'encoded unit grid {grid} must have even sides (input sizes '
+                             f'divisible by {need})')
         tokens, aux = self.stem(x)
         if grid != units_hw:  # uniform mask: the kept units' token blocks, dense
             tokens = compact_units(tokens, mask.ids_keep, units_hw, grid)
@@ -385,6 +397,7 @@ class UMBackbone(Backbone):
         (B, C_s, ceil(H / 2^(s+2)), ceil(W / 2^(s+2))) map per ``out_indices`` entry (strides
         4/8/16/32, as :attr:`feature_info`); ``avg_featmap``: one (B, C_last) vector, ``fc_norm``
         of the mean last-stage token (the official classifier's pre-logits)."""
+        self.check_input(x)
         feats = self.encode(*self.stem(x), keep=self.out_indices)
         if self.out_type == 'avg_featmap':
             return (self.fc_norm(feats[0].mean(dim=(1, 2))),)
@@ -446,9 +459,12 @@ class UMSwin(UMBackbone):
         super().__init__(with_cp=with_cp, init_cfg=init_cfg)
         cfg = self.resolve_arch(arch)
         depths, heads = tuple(cfg['depths']), tuple(cfg['num_heads'])
-        dims = [cfg['embed_dims'] * 2 ** i for i in range(len(depths))]
-        norm_layer = self._setup(img_size, in_channels, depths, out_indices, out_type, norm_cfg)
-        self.window_size = window_size
+        C = check_int('UMSwin', 'embed_dims', cfg['embed_dims'])
+        dims = [C * 2 ** i for i in range(len(depths))]
+        norm_layer = self._setup(img_size, in_channels, depths, out_indices, out_type, norm_cfg,
+                                 drop_path_rate, dims, heads)
+        self.window_size = check_int('UMSwin', 'window_size', window_size)
+        check_int('UMSwin', 'posmlp_dims', cfg.get('posmlp_dims', 32))
 
         self.patch_embed = PatchEmbed(in_channels, dims[0], norm_layer)
         dpr = torch.linspace(0, drop_path_rate, self.depth).tolist()

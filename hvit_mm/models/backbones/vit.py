@@ -23,9 +23,10 @@ from torch import Tensor, nn
 
 from ...checkpoints import select_prefix
 from ...registry import register_model
-from ..layers import Attention, Block, MapBlock, init_mae_, resample_abs, sincos_2d
+from ..layers import Attention, Block, MapBlock, fit_pos_embed, init_mae_, resample_abs, sincos_2d
 from ..masking import Mask, gather_tokens
-from .base import Backbone, MaskedFeatures, block_depth
+from .base import (Backbone, MaskedFeatures, block_depth, check_heads, check_int,
+                   check_out_indices, check_rate, check_size)
 
 NUM_PREFIX = 1  # the cls token
 
@@ -104,7 +105,7 @@ class ViT(Backbone):
         qkv_bias: bias on the qkv projections.
         norm_eps: LayerNorm epsilon (1e-6 in MAE and timm).
         frozen_stages: freeze the stem and the first ``frozen_stages`` blocks (``depth``: all, for
-            linear probing; then ``norm`` too).
+            linear probing; then ``norm`` too; larger values freeze all as well).
         with_cp: activation checkpointing of every block while training.
         init_cfg: ``dict(type='Pretrained', checkpoint=..., prefix=...)`` loads a checkpoint of any
             registered format strictly (see :meth:`Backbone.init_weights`).
@@ -124,6 +125,7 @@ class ViT(Backbone):
     OUT_TYPES = ('featmap', 'cls_token', 'avg_featmap')
     num_prefix_tokens = NUM_PREFIX
     attn_logits = True
+    masked_modeling = True
     tiny_cfg = dict(arch=dict(embed_dims=32, depth=2, num_heads=2), img_size=64, patch_size=16)
 
     def __init__(self, arch: Union[str, Dict] = 'base', img_size: Union[int, Tuple[int, int]] = 224,
@@ -134,24 +136,31 @@ class ViT(Backbone):
                  with_cp: bool = False, init_cfg: Optional[Union[Dict, List[Dict]]] = None):
         super().__init__(with_cp=with_cp, init_cfg=init_cfg)
         arch = self.resolve_arch(arch)
+        name = type(self).__name__
         if out_type not in self.OUT_TYPES:
-            raise ValueError(f'{type(self).__name__}: out_type must be one of {self.OUT_TYPES}, '
-                             f'got {out_type!r}')
-        self.embed_dims = C = arch['embed_dims']
-        self.depth = depth = arch['depth']
-        self.num_heads = arch['num_heads']
-        self.patch_size = p = patch_size or arch.get('patch_size', 16)
-        self.in_channels = in_channels
-        self.img_size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
+            raise ValueError(f'{name}: out_type must be one of {self.OUT_TYPES}, got {out_type!r}')
+        self.embed_dims = C = check_int(name, 'embed_dims', arch['embed_dims'])
+        if C % 4:
+            raise ValueError(f'{name}: embed_dims={C} must be divisible by 4 (2-D sin-cos table)')
+        self.depth = depth = check_int(name, 'depth', arch['depth'])
+        self.num_heads = check_heads(name, C, arch['num_heads'])
+        p = arch.get('patch_size', 16) if patch_size is None else patch_size
+        self.patch_size = p = check_int(name, 'patch_size', p)
+        self.in_channels = check_int(name, 'in_channels', in_channels)
+        self.img_size = check_size(name, 'img_size', img_size, p,
+                                   f' (at least one {p} px patch; use a multiple of {p})')
         self.grid_size = (self.img_size[0] // p, self.img_size[1] // p)
         self.out_type = out_type
-        out_indices = [out_indices] if isinstance(out_indices, int) else list(out_indices)
-        self.out_indices = sorted(i % depth for i in out_indices)
+        self.out_indices = list(check_out_indices(name, out_indices, depth, 'blocks'))
+        check_rate(name, 'drop_path_rate', drop_path_rate)
+        # >= depth freezes everything (a linear-probing config keeps its value on a smaller arch)
+        check_int(name, 'frozen_stages (-1: none)', frozen_stages, minimum=-1)
         self.frozen_stages = frozen_stages
         self.rel_pos_bias = rel_pos_bias
         self.num_layers = depth + 2
-        # MIM contract: one token per patch-sized unit
+        # MIM contract: one token per patch-sized unit; forward wants whole patches too
         self.mim_unit, self.mim_dims = p, C
+        self.input_multiple = self.min_input = p
         self.mim_out = dict(num_chs=C, unit_tokens=1, units_per_token=1)
 
         norm = lambda dim: nn.LayerNorm(dim, eps=norm_eps)  # noqa: E731
@@ -213,7 +222,7 @@ class ViT(Backbone):
         sd = {k: v for k, v in sd.items() if not k.startswith('head.')}
         pe = sd.get('pos_embed')
         if pe is not None and pe.shape[1] != self.pos_embed.shape[1]:
-            sd['pos_embed'] = resample_abs(pe, self.grid_size, num_prefix=NUM_PREFIX)
+            sd['pos_embed'] = fit_pos_embed(pe, self.grid_size, NUM_PREFIX)
         return sd
 
     def _freeze(self) -> None:
@@ -298,6 +307,7 @@ class ViT(Backbone):
         Returns one tensor per ``out_indices`` entry: (B, C, H/p, W/p) for ``'featmap'``, (B, C) for
         ``'cls_token'`` / ``'avg_featmap'``. The last block's output goes through ``norm`` first.
         """
+        self.check_input(x)
         patches, hw = self.embed(x)
         _, _, outs = self._run_blocks(self._with_cls(patches), hw, taps=self.out_indices)
         return tuple(self._format(o, hw) for o in outs)
@@ -335,6 +345,7 @@ class ViTDet(ViT):
         rel_pos_bias: ViTDet's decomposed relative position (``attn.rel_pos_h/w``), zero-initialised.
     """
     attn_logits = False
+    masked_modeling = False  # a dense-task encoder: pretrain the plain ViT instead
     tiny_cfg = dict(arch=dict(embed_dims=32, depth=2, num_heads=2), img_size=64, patch_size=16,
                     window_size=2, global_blocks=(1,))
 
@@ -345,20 +356,19 @@ class ViTDet(ViT):
                  rel_pos_bias: bool = False, qkv_bias: bool = True, norm_eps: float = 1e-6,
                  frozen_stages: int = -1, with_cp: bool = False,
                  init_cfg: Optional[Union[Dict, List[Dict]]] = None):
-        depth = self.resolve_arch(arch)['depth']
-        bad = [i for i in global_blocks if not -depth <= i < depth]
-        if bad:
-            raise ValueError(f'ViTDet: global_blocks {bad} out of range for depth {depth}')
-        if window_size <= 0:
+        depth = check_int('ViTDet', 'depth', self.resolve_arch(arch)['depth'])
+        if isinstance(window_size, int) and not isinstance(window_size, bool) and window_size <= 0:
             raise ValueError(f'ViTDet: window_size must be > 0, got {window_size} (use ViT for a '
                              'plain global-attention encoder)')
         # read by _make_block during ViT.__init__
-        self.window_size = window_size
-        self.global_blocks = sorted(i % depth for i in global_blocks)
+        self.window_size = check_int('ViTDet', 'window_size', window_size)
+        self.global_blocks = list(check_out_indices('ViTDet', global_blocks, depth, 'blocks',
+                                                    'global_blocks', allow_empty=True))
         super().__init__(arch, img_size, patch_size, in_channels, drop_path_rate, out_indices,
                          'featmap', True, rel_pos_bias, qkv_bias, norm_eps, frozen_stages, with_cp,
                          init_cfg)
         self.mim_unit = None  # a detection/segmentation encoder: pretrain the plain ViT instead
+        self.input_multiple = 1  # windows are padded: any size of at least one patch
 
     def _make_cls_token(self, dim: int) -> None:
         return None  # an unused parameter would break DDP
@@ -371,6 +381,7 @@ class ViTDet(ViT):
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
         """(B, C_in, H, W) -> one (B, C, H/p, W/p) map per ``out_indices`` entry."""
+        self.check_input(x)
         patches, (h, w) = self.embed(x)
         x = patches.view(patches.shape[0], h, w, -1)  # (B, N, C) -> (B, h, w, C)
         outs = []

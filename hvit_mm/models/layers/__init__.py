@@ -1,12 +1,12 @@
 """Layers shared by every backbone and decoder: one attention core, one position-embedding module."""
 from .attention import Attention, attend, attend_explicit
 from .blocks import Block, DropPath, Mlp, init_conv_fan_out_, init_mae_, layer_norm
-from .pos_embed import resample_abs, sincos_1d, sincos_2d
+from .pos_embed import fit_pos_embed, resample_abs, sincos_1d, sincos_2d
 from .window import window_partition, window_unpartition, windowed
 
 __all__ = ['Attention', 'attend', 'attend_explicit', 'Block', 'DropPath', 'Mlp', 'init_conv_fan_out_', 'init_mae_',
-           'layer_norm', 'resample_abs', 'sincos_1d', 'sincos_2d', 'window_partition',
-           'window_unpartition', 'windowed']
+           'layer_norm', 'fit_pos_embed', 'resample_abs', 'sincos_1d', 'sincos_2d',
+           'window_partition', 'window_unpartition', 'windowed']
 from .rel_pos import MapAttention, MapBlock, decomposed_rel_pos, resize_rel_pos  # noqa: E402
 
 __all__ += ['MapAttention', 'MapBlock', 'decomposed_rel_pos', 'resize_rel_pos']

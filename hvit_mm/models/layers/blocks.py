@@ -12,6 +12,8 @@ class DropPath(nn.Module):
 
     def __init__(self, p: float = 0.0):
         super().__init__()
+        if not 0.0 <= p < 1.0:  # p = 1 would divide by zero; backbones name drop_path_rate first
+            raise ValueError(f'DropPath: the drop probability must be in [0, 1), got {p}')
         self.p = p
 
     def forward(self, x: Tensor) -> Tensor:

@@ -60,3 +60,18 @@ def resample_abs(pe: Tensor, new_hw: Tuple[int, int], old_hw: Optional[Tuple[int
     grid = F.interpolate(grid, size=tuple(new_hw), mode='bicubic', align_corners=False)
     grid = grid.permute(0, 2, 3, 1).reshape(1, new_hw[0] * new_hw[1], C).to(pe.dtype)
     return torch.cat([prefix, grid], dim=1)
+
+
+def fit_pos_embed(pe: Tensor, new_hw: Tuple[int, int], num_prefix: int = 0) -> Tensor:
+    """A checkpoint's table (1, num_prefix + h·w, C) resized to ``new_hw`` when its grid can be read
+    off its token count (a square grid), for ``adapt_checkpoint``.
+
+    A table whose grid cannot be known (a 4x6 table from a 64x96 model, another family's table) is
+    returned unchanged: the strict load then reports the ``pos_embed`` shape next to every other
+    mismatching key, which says more than a failed resampling (build the model with the
+    checkpoint's ``img_size`` to load such a table as it is)."""
+    n = pe.shape[1] - num_prefix
+    side = int(round(max(n, 0) ** 0.5))
+    if pe.ndim != 3 or n <= 0 or side * side != n:
+        return pe
+    return resample_abs(pe, new_hw, (side, side), num_prefix)

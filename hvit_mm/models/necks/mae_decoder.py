@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from torch.nn.init import trunc_normal_
 
 from ...registry import register_model
-from ..backbones.base import MaskedFeatures
+from ..backbones.base import MaskedFeatures, check_heads, check_int
 from ..layers import Block, init_mae_, layer_norm, resample_abs, sincos_2d
 from ..masking import Mask, scatter_tokens
 
@@ -53,6 +53,13 @@ class MAEDecoder(BaseModule):
                  predict_dims: Optional[int] = None, pos_embed: str = 'sincos',
                  num_prefix: int = 1, expand: int = 1, init_cfg=None):
         super().__init__(init_cfg=init_cfg)
+        D = check_int('MAEDecoder', 'decoder_embed_dims', decoder_embed_dims)
+        if D % 4:
+            raise ValueError(f'MAEDecoder: decoder_embed_dims={D} must be divisible by 4 (2-D '
+                             'sin-cos table)')
+        check_heads('MAEDecoder', D, decoder_num_heads, 'decoder_num_heads', 'decoder_embed_dims')
+        check_int('MAEDecoder', 'decoder_depth', decoder_depth, minimum=0)
+        check_int('MAEDecoder', 'embed_dims', embed_dims)
         if isinstance(num_patches, int):
             side = int(round(num_patches ** 0.5))
             if side * side != num_patches:
@@ -63,7 +70,6 @@ class MAEDecoder(BaseModule):
         if expand < 1 or (expand > 1 and num_prefix):
             raise ValueError(f'MAEDecoder: expand={expand} must be >= 1 and needs num_prefix=0')
         self.grid_size, self.num_prefix, self.expand = tuple(num_patches), num_prefix, expand
-        D = decoder_embed_dims
         self.decoder_embed = nn.Linear(embed_dims, D * expand * expand)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, D))
         table = sincos_2d(self.grid_size, D, num_prefix)  # (1, P + h·w, D), zero prefix rows
