@@ -216,5 +216,9 @@ def mismatches(own: Dict, state_dict: Dict, allow_missing: Iterable[str] = (),
     if unexpected:
         lines.append(f'unexpected {len(unexpected)} keys: {unexpected[:limit]}')
     if shapes:
-        lines.append(f'shape mismatch: {shapes[:limit]}')
+        hint = ''
+        if any(s.split(':')[0].split('.')[-1].startswith('pos_embed') for s in shapes):
+            hint = (' (a position table of another grid: build the model with the img_size and '
+                    'patch_size the checkpoint was trained with)')
+        lines.append(f'shape mismatch: {shapes[:limit]}{hint}')
     return lines

@@ -54,7 +54,7 @@ def test_vis_reconstruction_panels(tmp_path, toy_root):
     ckpt = tmp_path / 'iter_1.pth'
     torch.save({'meta': {}, 'state_dict': model.state_dict()}, ckpt)
     out = vis.visualize(TOY, str(ckpt), str(toy_root / 'imagenet' / 'val'), str(tmp_path / 'r.png'),
-                        num=2, cfg_options=opts)
+                        num=2, cfg_options=opts, raw=True)
     from PIL import Image
     assert np.asarray(Image.open(out)).shape == (2 * 64, 4 * 64, 3)
     # panel semantics on images that never contain the grey of hidden patches (127)

@@ -95,7 +95,7 @@ def test_visualiser_on_a_runner_checkpoint(config, toy_root, tmp_path):
     vis = load_tool('tools/visualization/vis_reconstruction.py')
     out = tmp_path / 'vis' / 'recon.png'
     vis.main([str(cfg_file), str(ckpt), str(toy_root / 'imagenet'), '--out', str(out),
-              '--num', '2'])
+              '--num', '2', '--raw'])
     from PIL import Image
     img = np.asarray(Image.open(out))
     model = vis.build_model(str(cfg_file), str(ckpt))[0]
