@@ -1,3 +1,4 @@
+# Recipe: LayneH/GreenMIM scripts/srun_greenmim_swin_base.sh (800 epochs).
 # GreenMIM pretraining of Swin-B (window 7) on ImageNet-1k, the recipe of LayneH/GreenMIM
 # (scripts/srun_greenmim_swin_base.sh): 800 epochs (40 warm-up, then cosine to 0), batch 2048 =
 # 8 GPUs x 256, blr 1e-4 -> lr 8e-4, AdamW (0.9, 0.95), wd 0.05 except biases, norms, the relative

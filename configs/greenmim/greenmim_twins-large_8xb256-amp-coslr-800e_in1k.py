@@ -1,3 +1,4 @@
+# Recipe: GreenMIM's Swin-B w7 script, lr of its scripts/run_greenmim_twins_large.sh.
 # GreenMIM pretraining of Twins-SVT-L (ALTGVT: dims 128/256/512/1024, depths 2/2/18/2, LSA window 7,
 # GSA sub-sampling 8/4/2/1): the Swin-B w7 recipe (800 epochs, batch 2048, AdamW (0.9, 0.95),
 # wd 0.05, mask 0.75, norm_pix) with blr 1.5e-4 (lr 1.2e-3), the lr of LayneH/GreenMIM's only Twins

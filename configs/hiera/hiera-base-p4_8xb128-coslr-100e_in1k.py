@@ -1,3 +1,4 @@
+# Recipe: dbolya/hiera v0.2.0 hiera/train/config.py, TrainArgs.in1k_finetune (Hiera-B).
 # Hiera-B fine-tuned on ImageNet-1k from its Hiera-MAE pretraining. Recipe (dbolya/hiera v0.2.0
 # TrainArgs.in1k_finetune): AdamW (0.9, 0.999), lr 2e-3 at batch 1024, wd 0.05, 100 epochs with 5
 # warm-up epochs then cosine, layer decay 0.7, drop path 0.1, label smoothing 0.1, RandAug

@@ -1,3 +1,4 @@
+# Recipe: dbolya/hiera v0.2.0 hiera/train/config.py, TrainArgs.in1k_finetune (Hiera-L).
 # Hiera-Large fine-tuned on ImageNet-1k from its Hiera-MAE pretraining: the Hiera-B recipe with
 # this size's settings from dbolya/hiera v0.2.0 (lr 0.001 at batch 1024, 50 epochs, layer decay
 # 0.85, drop path 0.1). Official result: 86.1 top-1 (metafile.yml).

@@ -1,3 +1,4 @@
+# Recipe: dbolya/hiera v0.2.0 hiera/train/config.py, TrainArgs.in1k_mae (Hiera-B, 1600 epochs).
 # Hiera-MAE pretraining of Hiera-B on ImageNet-1k: 60% of the 32x32 px mask units hidden, encoder on
 # visible units only (q_pool=2: the last stage stays at stride 16), stage 1/2/4 features fused, 8-block
 # 512-d decoder, per-patch normalised pixel loss on 16 px patches. Recipe (dbolya/hiera v0.2.0

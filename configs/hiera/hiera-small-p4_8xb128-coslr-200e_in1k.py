@@ -1,3 +1,4 @@
+# Recipe: dbolya/hiera v0.2.0 hiera/train/config.py, TrainArgs.in1k_finetune (Hiera-S).
 # Hiera-Small fine-tuned on ImageNet-1k from its Hiera-MAE pretraining: the Hiera-B recipe with
 # this size's settings from dbolya/hiera v0.2.0 (lr 0.002 at batch 1024, 200 epochs, layer decay
 # 0.65, drop path 0.1; final width 768 as B). Official result: 83.8 top-1 (metafile.yml).

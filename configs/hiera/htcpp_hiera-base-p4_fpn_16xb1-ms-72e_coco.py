@@ -1,3 +1,4 @@
+# Recipe: the Swin paper's HTC++ (_base_/models/htcpp_fpn.py); Hiera publishes no HTC++ recipe.
 # HTC++ (configs/_base_/models/htcpp_fpn.py: Swin-paper HTC with 4conv1fc GN heads, soft-NMS,
 # multi-scale 400-1400 training, 72 epochs of AdamW) on COCO with Hiera-B from its Hiera-MAE
 # pretraining (_base_/hiera-base-p4_dense.py). Layer decay 0.7 and drop path 0.2 are our choice for

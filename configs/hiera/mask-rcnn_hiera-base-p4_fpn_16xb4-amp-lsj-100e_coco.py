@@ -1,3 +1,4 @@
+# Recipe: ViTDet's Mask R-CNN LSJ 100e recipe (the Hiera paper's detection setup).
 # Mask R-CNN + FPN on COCO with Hiera-B from its Hiera-MAE pretraining (_base_/hiera-base-p4_dense.py:
 # its 96/192/384/768-channel maps at strides 4-32 feed a stock FPN), ViTDet's large-scale-jitter
 # recipe as the Hiera paper's detection experiments (../_base_/mask-rcnn_lsj-layer-decay_coco.py:

@@ -1,3 +1,4 @@
+# Recipe: MAE/BEiT UperNet optimiser, mmseg's Cityscapes 80k schedule; Hiera has none.
 # UperNet on Cityscapes (512x1024 crops, 80k iterations, batch 8) with Hiera-B from its Hiera-MAE
 # pretraining: the model of the ADE20K config on ../_base_/upernet_layer-decay_cityscapes.py.
 _base_ = ['../_base_/upernet_layer-decay_cityscapes.py', './_base_/hiera-base-p4_dense.py']

@@ -1,3 +1,4 @@
+# Recipe: MAE/BEiT UperNet recipe (ADE20K, 160k); Hiera publishes none.
 # UperNet on ADE20K (512x512 crops, 160k iterations, batch 16) with Hiera-B from its Hiera-MAE
 # pretraining (_base_/hiera-base-p4_dense.py) in place of mmseg's R-50; optimiser as MAE/BEiT
 # segmentation (../_base_/upernet_layer-decay_ade20k.py: AdamW lr 1e-4, wd 0.05, layer decay 0.65,

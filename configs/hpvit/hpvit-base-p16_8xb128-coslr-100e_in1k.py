@@ -1,3 +1,4 @@
+# Recipe: facebookresearch/mae FINETUNE.md (ViT-B); HPViT publishes no recipe.
 # HPViT-B (stride-4 patch embedding, pools after blocks 1/3/9, windows of 14 tokens in stages 1-2)
 # fine-tuned on ImageNet-1k from the official MAE ViT-B/16 pretraining, with MAE's fine-tuning
 # recipe (100 epochs, effective batch 1024, lr 2e-3 = blr 5e-4 x 1024/256, layer decay 0.65, wd 0.05,

@@ -1,3 +1,4 @@
+# Recipe: ViTDet's Mask R-CNN LSJ 100-epoch recipe (ViT-B settings); HPViT publishes no config.
 # Mask R-CNN + FPN on COCO with HPViT-B (_base_/hpvit-base-p16_dense.py: four 768-channel maps at
 # strides 4-32 into a stock FPN) and ViTDet's large-scale-jitter recipe
 # (../_base_/mask-rcnn_lsj-layer-decay_coco.py: 1024x1024, 100 epochs, batch 64, AdamW lr 1e-4,

@@ -1,3 +1,4 @@
+# Recipe: mmdet's Mask R-CNN 1x schedule with ViTDet's AdamW optimiser; HPViT publishes no config.
 # Mask R-CNN + FPN on COCO, 1x schedule (12 epochs, 800x1333), with HPViT-B built from the official
 # MAE ViT-B/16 pretraining (_base_/hpvit-base-p16_dense.py): its four 768-channel maps at strides
 # 4/8/16/32 feed a stock FPN. Optimiser as ViTDet: AdamW, wd 0.1, layer decay 0.7 for B.

@@ -1,3 +1,4 @@
+# Recipe: facebookresearch/mae PRETRAIN.md (ViT-B, 1600 epochs), via mmpretrain's MAE config.
 # MAE ViT-B/16 pretraining, the official recipe (1600 epochs, effective batch 4096 = 8 GPUs x 512,
 # blr 1.5e-4 -> lr 2.4e-3, AdamW (0.9, 0.95), wd 0.05, 40 warm-up epochs, mask 0.75, norm_pix),
 # data pipeline and schedule inherited from mmpretrain's MAE config; only the model is hvit_mm's.

@@ -1,3 +1,4 @@
+# Recipe: hvit_mm's own, sized for the toy ImageNet on CPU (not a paper recipe).
 # A small MAE that visibly learns in a few CPU minutes on the toy ImageNet (make demo, tests):
 # ViT 128-d x 4 blocks (4 heads) on 64 px crops with 8 px patches (64 tokens, 16 visible), a 64-d
 # 1-block decoder, 600 iterations of batch 32 with a short warm-up and cosine decay.

@@ -1,3 +1,4 @@
+# Recipe: wangsr126/mae-lite projects/mae_lite/mae_lite_exp.py (README command, 400 epochs).
 # MAE-Lite pretraining of ViT-Tiny (192-d, 12 blocks, 12 heads): MAE with a 96-d, 1-block, 3-head
 # decoder, 400 epochs, batch 4096, lr 1.5e-4 x 4096 / 256, AdamW (0.9, 0.95), wd 0.05, 40 warm-up
 # epochs, mask 0.75, norm_pix, and RandomResizedCrop scale (0.08, 1) instead of MAE's (0.2, 1).

@@ -1,3 +1,4 @@
+# Recipe: implus/UM-MAE PVT-S pretraining (Makefile); hvit_mm's own dense baseline.
 # The dense baseline of UM-MAE PVT-S (docs/benchmarks.md "UM-MAE vs SimMIM"): the UM-MAE PVT-S recipe,
 # but the encoder sees every 16 px unit of the full image (hidden ones replaced by the mask token),
 # with the full-image spatial reduction (8, 4, 2, 1) and random masking (0.75). Decoder and loss stay

@@ -1,3 +1,4 @@
+# Recipe: LayneH/GreenMIM Swin-B w7 pretraining; hvit_mm's own dense baseline.
 # The dense baseline GreenMIM is measured against (SimMIM-style, docs/benchmarks.md "GreenMIM vs
 # SimMIM"): the GreenMIM Swin-B w7 recipe, model and loss, but the encoder sees every 32 px unit,
 # the hidden ones replaced by a learnable mask token after the patch embedding. Not official SimMIM

@@ -1,3 +1,4 @@
+# Recipe: implus/UM-MAE Swin-T pretraining (Makefile); hvit_mm's own dense baseline.
 # The dense baseline of UM-MAE (docs/benchmarks.md "UM-MAE vs SimMIM"): the UM-MAE Swin-T recipe, but
 # the encoder sees every 16 px unit of the full 256x256 image (hidden ones replaced by the mask token
 # after the patch embedding), with window 16 as the paper's SimMIM baseline, and random masking

@@ -1,3 +1,4 @@
+# Recipe: mmdet's mask-rcnn_r50_fpn_1x_coco, shortened for the toy COCO (smoke test).
 # Stock mmdet Mask R-CNN R-50 FPN on the toy COCO (tools/dataset_converters/make_toy_datasets.py):
 # the smoke test of the detection stack, and the base the toy runs of hvit_mm backbones swap into.
 _base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'

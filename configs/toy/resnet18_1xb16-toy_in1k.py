@@ -1,3 +1,4 @@
+# Recipe: mmpretrain's resnet18_8xb32_in1k, shortened for the toy ImageNet (smoke test).
 # Stock mmpretrain ResNet-18 on the toy ImageNet (4 shape classes): the classification smoke test.
 _base_ = 'mmpretrain::resnet/resnet18_8xb32_in1k.py'
 custom_imports = dict(imports=['hvit_mm'], allow_failed_imports=False)

@@ -1,3 +1,4 @@
+# Recipe: mmseg's upernet_r50_4xb4-80k_ade20k-512x512, shortened (smoke test).
 # Stock mmseg UperNet R-50 on the toy ADE20K: the smoke test of the segmentation stack.
 _base_ = 'mmseg::upernet/upernet_r50_4xb4-80k_ade20k-512x512.py'
 custom_imports = dict(imports=['hvit_mm'], allow_failed_imports=False)

@@ -1,3 +1,4 @@
+# Recipe: implus/UM-MAE PRETRAIN.md / Makefile (PVT-S, 200 epochs).
 # UM-MAE pretraining of PVT-S, 200 epochs: the shared recipe with PVT-S as the encoder. Spatial
 # reduction (4, 2, 1, 1) on the compact 32x32 map pools keys/values to the same image area as
 # (8, 4, 2, 1) on the full map at fine-tuning; the sin-cos position table stays fixed in pretraining.

@@ -1,3 +1,4 @@
+# Recipe: implus/UM-MAE PRETRAIN.md / Makefile (Swin-L, 800 epochs).
 # UM-MAE pretraining of Swin-L (window 8 on the compact map), 800 epochs with 40 warm-up epochs and
 # an 8-block decoder; batch 4096 (officially 64 x 8 accumulation x 8 GPUs). Official result after
 # 100-epoch fine-tuning: 85.2 top-1 (metafile.yml).

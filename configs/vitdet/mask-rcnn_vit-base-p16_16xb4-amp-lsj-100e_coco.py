@@ -1,3 +1,4 @@
+# Recipe: the ViTDet paper's Mask R-CNN ViT-B recipe (detectron2, LSJ 1024, 100 epochs).
 # ViTDet: Mask R-CNN on COCO with the plain ViT-B/16 from the official MAE pretraining
 # (_base_/vit-base-p16_vitdet.py: windowed attention with 4 global blocks, decomposed relative
 # position, SimpleFeaturePyramid for strides 4-32 plus a pooled 64) and ViTDet's large-scale-jitter

@@ -1,3 +1,4 @@
+# Recipe: wangsr126/mae-lite projects/eval_tools/det/DETECTION.md (detectron2).
 # MAE-Lite's detection transfer: ViTDet Mask R-CNN with the MAE-Lite ViT-Tiny (192-d, 12 heads) on
 # 640x640 large-scale jitter, 100 epochs, batch 64, AMP, activation checkpointing, AdamW (lr 1e-4,
 # wd 0.05), no layer decay (rate 1.0), no drop path; steps at 24/27 and 26/27 of training, 250-

@@ -1,3 +1,4 @@
+# Recipe: MAE/BEiT UperNet optimiser, mmseg's Cityscapes 80k schedule.
 # UperNet on Cityscapes (512x1024 crops, 80k iterations, batch 8) with the ViTDet-style MAE ViT-B/16:
 # the model of the ADE20K config on ../_base_/upernet_layer-decay_cityscapes.py.
 _base_ = ['../_base_/upernet_layer-decay_cityscapes.py', './_base_/vit-base-p16_vitdet.py']

@@ -1,3 +1,4 @@
+# Recipe: the MAE paper's ADE20K UperNet recipe (BEiT's segmentation code, 160k).
 # UperNet on ADE20K (512x512 crops, 160k iterations, batch 16) with the plain ViT-B/16 from the
 # official MAE pretraining laid out as ViTDet (_base_/vit-base-p16_vitdet.py: 14x14-token windows,
 # global blocks 2/5/8/11, decomposed relative position, SimpleFeaturePyramid with 768 channels as the

@@ -1,3 +1,4 @@
+# Recipe: mmdet's Swin Mask R-CNN 3x config; GreenMIM publishes no detection recipe.
 # Mask R-CNN + FPN on COCO with GreenMIM Swin-B (window 7) as mmdet's stock SwinTransformer (its
 # 128/256/512/1024-channel maps at strides 4-32 feed a stock FPN), loading the converted GreenMIM
 # weights (../_base_/swin-base-w7_stock.py: the conversion command). Recipe: mmdet's Swin Mask R-CNN

@@ -1,3 +1,4 @@
+# Recipe: LayneH/GreenMIM ft_configs/greenmim_finetune_swin_base_img224_win7.yaml.
 # Fine-tuning GreenMIM Swin-B (window 7) on ImageNet-1k, the recipe of LayneH/GreenMIM
 # ft_configs/greenmim_finetune_swin_base_img224_win7.yaml (run with the SimMIM code): 100 epochs, 20
 # warm-up, AdamW wd 0.05, base lr 1.25e-3 per 512 images (SimMIM's scaling: lr 5e-3, warm-up from

@@ -1,3 +1,4 @@
+# Recipe: LayneH/GreenMIM ft_configs/greenmim_finetune_swin_large_img224_win14.yaml.
 # Fine-tuning GreenMIM Swin-L (window 14) on ImageNet-1k (LayneH/GreenMIM
 # ft_configs/greenmim_finetune_swin_large_img224_win14.yaml): the Swin-B recipe with base lr 1e-3
 # per 512 images (lr 4e-3 at batch 2048), warm-up from 2e-7 and cosine to 3.5e-7 (both x 2048/512),

@@ -1,3 +1,4 @@
+# Recipe: mmseg's Swin UperNet optimiser, mmseg's Cityscapes 80k schedule; GreenMIM has none.
 # UperNet on Cityscapes (512x1024 crops, 80k iterations, batch 8) with GreenMIM Swin-B (window 7) as
 # mmseg's stock SwinTransformer: the model and optimiser of the ADE20K config on
 # ../../_base_/upernet_layer-decay_cityscapes.py.

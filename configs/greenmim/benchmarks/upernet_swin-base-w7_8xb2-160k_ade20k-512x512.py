@@ -1,3 +1,4 @@
+# Recipe: mmseg's Swin-B UperNet ADE20K recipe (160k); GreenMIM publishes no segmentation recipe.
 # UperNet on ADE20K (512x512 crops, 160k iterations, batch 16) with GreenMIM Swin-B (window 7) as
 # mmseg's stock SwinTransformer, loading the converted GreenMIM weights
 # (../_base_/swin-base-w7_stock.py: the conversion command). Data and schedule:

@@ -1,3 +1,4 @@
+# Recipe: facebookresearch/mae FINETUNE.md (ViT-B, 100 epochs).
 # Fine-tuning MAE ViT-B/16 on ImageNet (official recipe: 100 epochs, batch 1024, blr 5e-4 -> lr 2e-3,
 # layer-wise lr decay 0.65, drop path 0.1, RandAugment m9, mixup 0.8 / cutmix 1.0, label smoothing
 # 0.1, random erasing 0.25, global average pooling + fc_norm). Everything but the backbone and the

@@ -1,3 +1,4 @@
+# Recipe: mmpretrain's MAE ViT-B linear-probing config (90 epochs, LARS).
 # Linear probing of MAE ViT-B/16 (90 epochs, LARS, batch 16384 = 8 x 2048, BatchNorm without affine
 # before the linear head, frozen encoder, cls token after the final norm): mmpretrain's recipe with
 # hvit_mm's ViT.

@@ -1,3 +1,4 @@
+# Recipe: facebookresearch/mae FINETUNE.md (ViT-H, 50 epochs).
 # Fine-tuning MAE ViT-H/14 (official: 50 epochs, lr 4e-3 at batch 1024, layer decay 0.75, drop path 0.3).
 _base_ = ['./vit-large-p16_8xb128-coslr-50e_in1k.py']
 

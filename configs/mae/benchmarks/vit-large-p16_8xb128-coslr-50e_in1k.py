@@ -1,3 +1,4 @@
+# Recipe: facebookresearch/mae FINETUNE.md (ViT-L, 50 epochs).
 # Fine-tuning MAE ViT-L/16 (official: 50 epochs, blr 1e-3 -> lr 4e-3 at batch 1024, layer decay 0.75,
 # drop path 0.2); the rest as the ViT-B fine-tuning config.
 _base_ = ['./vit-base-p16_8xb128-coslr-100e_in1k.py']

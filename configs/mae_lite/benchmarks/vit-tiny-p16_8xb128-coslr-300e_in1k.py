@@ -1,3 +1,4 @@
+# Recipe: wangsr126/mae-lite projects/eval_tools/finetuning_exp.py (300 epochs, README).
 # Fine-tuning MAE-Lite ViT-Tiny on ImageNet (MAE-Lite's recipe: 300 epochs, batch 1024, lr 1e-3 x
 # 1024 / 256 = 4e-3, AdamW (0.9, 0.999), wd 0.05, 5 warm-up epochs, min lr 1e-6, layer decay 0.85,
 # RandAugment m10 (mstd 0.5), mixup 0.2, no cutmix, no label smoothing, no random erasing, no drop

@@ -1,3 +1,4 @@
+# Recipe: the Swin paper's HTC++; UM-MAE's own HTC++ config is private (issue #4).
 # HTC++ (../../_base_/models/htcpp_fpn.py: Swin-paper HTC with 4conv1fc GN heads, soft-NMS,
 # multi-scale 400-1400 training, 72 epochs of AdamW lr 1e-4, wd 0.05) on COCO with UM-MAE Swin-L from
 # the official ImageNet-fine-tuned file: the setting of the paper's 57.4 box / 49.8 mask AP (IN-1k

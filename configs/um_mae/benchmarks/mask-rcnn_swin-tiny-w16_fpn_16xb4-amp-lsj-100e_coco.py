@@ -1,3 +1,4 @@
+# Recipe: ViTDet's Mask R-CNN LSJ 100-epoch recipe; UM-MAE publishes no Mask R-CNN config.
 # Mask R-CNN + FPN on COCO with UM-MAE Swin-T (../_base_/swin-tiny-w16_dense.py), ViTDet's
 # large-scale-jitter recipe (../../_base_/mask-rcnn_lsj-layer-decay_coco.py: 1024x1024, 100 epochs,
 # batch 64, AdamW lr 1e-4, wd 0.1, layer decay 0.7). UM-MAE publishes neither a Mask R-CNN config nor

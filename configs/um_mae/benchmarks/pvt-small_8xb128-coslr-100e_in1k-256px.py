@@ -1,3 +1,4 @@
+# Recipe: implus/UM-MAE FINETUNE.md / Makefile (PVT-S, 100 epochs).
 # Fine-tuning UM-MAE PVT-S on ImageNet-1k at 256x256: the Swin-T recipe (layer decay 0.85, drop path
 # 0.1) with PVT-S, spatial reduction (8, 4, 2, 1) on the full map and a learned position table.
 # The official fine-tuned file is hvit://um-mae_pvt-small_ft-in1k (79.31, metafile.yml).

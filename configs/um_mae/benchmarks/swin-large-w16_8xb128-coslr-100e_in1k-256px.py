@@ -1,3 +1,4 @@
+# Recipe: implus/UM-MAE FINETUNE.md / Makefile (Swin-L, 100 epochs).
 # Fine-tuning UM-MAE Swin-L on ImageNet-1k at 256x256: the Swin-T recipe with layer decay 0.7 and
 # drop path 0.2 (batch 1024, officially 32 x 4 accumulation x 8). The official fine-tuned file is
 # hvit://um-mae_swin-large_ft-in1k (85.2, metafile.yml).

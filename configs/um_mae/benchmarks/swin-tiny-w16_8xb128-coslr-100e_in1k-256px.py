@@ -1,3 +1,4 @@
+# Recipe: implus/UM-MAE FINETUNE.md / Makefile (Swin-T, 100 epochs).
 # Fine-tuning UM-MAE Swin-T on ImageNet-1k at 256x256, the UM-MAE recipe (MAE's fine-tuning code):
 # 100 epochs (5 warm-up, then cosine), batch 1024, blr 5e-4 -> lr 2e-3, AdamW wd 0.05, layer decay
 # 0.85, drop path 0.1, RandAugment m9, mixup 0.8 / cutmix 1.0 (as mmpretrain's Swin recipe), label

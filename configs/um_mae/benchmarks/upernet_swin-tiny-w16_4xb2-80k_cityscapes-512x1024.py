@@ -1,3 +1,4 @@
+# Recipe: MAE/BEiT UperNet optimiser, mmseg's Cityscapes 80k schedule; UM-MAE has none.
 # UperNet on Cityscapes (512x1024 crops, 80k iterations, batch 8) with UM-MAE Swin-T: the model of
 # the ADE20K config on ../../_base_/upernet_layer-decay_cityscapes.py.
 _base_ = ['../../_base_/upernet_layer-decay_cityscapes.py', '../_base_/swin-tiny-w16_dense.py']

@@ -1,3 +1,4 @@
+# Recipe: MAE/BEiT UperNet recipe (ADE20K, 160k), not UM-MAE's SEG/ one (layer decay 1.0).
 # UperNet on ADE20K (512x512 crops, 160k iterations, batch 16) with UM-MAE Swin-T
 # (../_base_/swin-tiny-w16_dense.py); optimiser as MAE/BEiT segmentation
 # (../../_base_/upernet_layer-decay_ade20k.py: AdamW lr 1e-4, wd 0.05, layer decay 0.65, warm-up then

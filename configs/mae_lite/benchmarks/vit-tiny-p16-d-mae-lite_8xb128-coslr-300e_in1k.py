@@ -1,3 +1,4 @@
+# Recipe: wangsr126/mae-lite projects/eval_tools/finetuning_exp.py (300 epochs, DISTILL.md).
 # Fine-tuning the D-MAE-Lite ViT-Tiny: the MAE-Lite fine-tuning recipe from the distilled checkpoint.
 _base_ = ['./vit-tiny-p16_8xb128-coslr-300e_in1k.py']
 
