@@ -11,6 +11,9 @@ $PY tools/train.py configs/toy/resnet18_1xb16-toy_in1k.py --work-dir "$OUT/resne
 echo "== MAE pretraining of a small ViT on the toy ImageNet (a few CPU minutes)"
 MAE_CFG=configs/mae/mae_vit-tiny-p8_1xb32-coslr-600i_toy-in1k.py
 $PY tools/train.py $MAE_CFG --work-dir "$OUT/mae"
+PIC="$OUT/pictures"
 $PY tools/visualization/vis_reconstruction.py $MAE_CFG "$OUT/mae/iter_600.pth" data/toy/imagenet/val \
-    --out "$OUT/mae/reconstruction.png"
-echo "== done: $OUT/resnet18 (top-1 in its log), $OUT/mae/reconstruction.png"
+    --num 4 --out "$PIC/reconstruction.png"
+$PY tools/visualization/vis_curves.py "MAE pretraining=$OUT/mae" --out "$PIC/curves_pretrain.png"
+$PY tools/visualization/vis_masks.py --out "$PIC/mask_patterns.png"
+echo "== done: $OUT/resnet18 (top-1 in its log); pictures in $PIC (reconstruction, curves, masks)"
