@@ -17,4 +17,4 @@ demo: install
 	bash tools/demo.sh
 
 clean:
-	rm -rf work_dirs data/toy
+	rm -rf work_dirs data/toy data/demo

@@ -20,7 +20,7 @@ The stock OpenMMLab classes read the output unchanged (``OUT`` below is the outp
 
 Same arguments give byte-identical files.  A finished set is recorded in ``OUT/.toy_manifest.json``
 (written last, atomically); a later call with the same parameters returns at once.
-Usage: python make_toy_datasets.py OUT_DIR [--seed S] [--num-train N] [--num-val M] [--size PX]
+Usage: python make_toy_datasets.py OUT_DIR [--seed S] [--num-train N] [--num-val M] [--size PX] [--no-progress]
 """
 import argparse
 import json
@@ -152,7 +152,7 @@ def _mixed_shapes(rng, index, lo, hi):
 
 
 # ---------------------------------------------------------------------------------------- datasets
-def make_imagenet(root, seed, n_train, n_val, size):
+def make_imagenet(root, seed, n_train, n_val, size, tick=lambda: None):
     lines = {'train': [], 'val': []}
     for split_i, (split, n) in enumerate((('train', n_train), ('val', n_val))):
         for i in range(n):
@@ -163,6 +163,7 @@ def make_imagenet(root, seed, n_train, n_val, size):
             rel = f'{wnid}/{wnid}_{i:05d}.JPEG' if split == 'train' else f'ILSVRC2012_val_{i + 1:08d}.JPEG'
             write_image(osp.join(root, split, rel), img, jpeg=True)
             lines[split].append(f'{rel} {label}\n')
+            tick()
     for split in lines:
         write_text(osp.join(root, 'meta', f'{split}.txt'), ''.join(lines[split]))
     write_text(osp.join(root, 'classes.txt'), ''.join(c + '\n' for c in IMAGENET_CLASSES))
@@ -176,7 +177,7 @@ def uncompressed_rle(m):
     return {'size': list(m.shape), 'counts': ([0] + counts) if flat[0] else counts}
 
 
-def make_coco(root, seed, n_train, n_val, size):
+def make_coco(root, seed, n_train, n_val, size, tick=lambda: None):
     name_to_id = {c['name']: c['id'] for c in COCO_CATEGORIES}
     ann_id = 0
     for split_i, (split, n) in enumerate((('train2017', n_train), ('val2017', n_val))):
@@ -201,12 +202,13 @@ def make_coco(root, seed, n_train, n_val, size):
                 anns.append(dict(id=ann_id, image_id=img_id, category_id=name_to_id[COCO_SHAPE_TO_NAME[SHAPES[sid]]],
                                  segmentation=seg, area=float(mask_utils.area(rle)),
                                  bbox=[float(v) for v in mask_utils.toBbox(rle)], iscrowd=0))
+            tick()
         data = dict(info=dict(description='hvit_mm toy COCO', version=str(VERSION), year=2017), licenses=[],
                     images=images, annotations=anns, categories=COCO_CATEGORIES)
         write_text(osp.join(root, 'annotations', f'instances_{split}.json'), json.dumps(data))
 
 
-def make_ade(root, seed, n_train, n_val, size):
+def make_ade(root, seed, n_train, n_val, size, tick=lambda: None):
     for split_i, (split, tag, n) in enumerate((('training', 'train', n_train), ('validation', 'val', n_val))):
         for i in range(n):
             rng = _rng(seed, 'ade', split_i, i)
@@ -219,9 +221,10 @@ def make_ade(root, seed, n_train, n_val, size):
             name = f'ADE_{tag}_{i + 1:08d}'
             write_image(osp.join(root, 'images', split, name + '.jpg'), img, jpeg=True)
             write_image(osp.join(root, 'annotations', split, name + '.png'), seg)
+            tick()
 
 
-def make_cityscapes(root, seed, n_train, n_val, size):
+def make_cityscapes(root, seed, n_train, n_val, size, tick=lambda: None):
     h, w = size // 2, size
     for split_i, (split, cities, n) in enumerate((('train', ('aachen', 'bochum'), n_train),
                                                   ('val', ('frankfurt',), n_val))):
@@ -241,6 +244,7 @@ def make_cityscapes(root, seed, n_train, n_val, size):
             stem = f'{city}_{i:06d}_000019'
             write_image(osp.join(root, 'leftImg8bit', split, city, stem + '_leftImg8bit.png'), img)
             write_image(osp.join(root, 'gtFine', split, city, stem + '_gtFine_labelTrainIds.png'), seg)
+            tick()
 
 
 _MAKERS = {'imagenet': (make_imagenet, 'imagenet'), 'coco': (make_coco, 'coco'),
@@ -253,16 +257,43 @@ def _counts(num, name, which):
     return int(num[name] if isinstance(num, dict) else num)
 
 
-def make_toy_datasets(out_dir, seed=0, num_train=None, num_val=None, size=128, force=False):
+def _progress(name, total, enabled):
+    """The per-image callback of one dataset: an mmengine progress bar (count, rate, ETA) or nothing."""
+    if not enabled or not total:
+        return lambda: None
+    from mmengine.utils import ProgressBar  # only when asked: the plain generator needs no mmengine
+    print(f'{name}: {total} images', flush=True)
+    bar, step, done = ProgressBar(total), max(1, total // 50), [0]
+
+    def tick():  # redrawn ~50 times per dataset, so a log file (no terminal) stays short
+        done[0] += 1
+        if done[0] % step == 0 or done[0] == total:
+            bar.update(done[0] - bar.completed)
+    return tick
+
+
+def make_toy_datasets(out_dir, seed=0, num_train=None, num_val=None, size=128, force=False,
+                      progress=False):
     """Write all four toy datasets under ``out_dir`` and return their paths and class lists.
 
     ``num_train`` / ``num_val``: None (per-dataset defaults, see DEFAULT_NUM), an int for all datasets, or a
-    dict by dataset name.  Returns a dict with absolute paths; ``result['regenerated']`` is False when a
-    complete set with the same parameters was already there.
+    dict by dataset name.  ``size``: an int for all datasets or a dict by dataset name (every name).
+    ``progress``: a progress bar per dataset on stdout.  Returns a dict with absolute paths;
+    ``result['regenerated']`` is False when a complete set with the same parameters was already there.
     """
     out_dir = osp.abspath(out_dir)
     counts = {d: [_counts(num_train, d, 0), _counts(num_val, d, 1)] for d in DATASETS}
-    params = dict(version=VERSION, seed=int(seed), size=int(size), counts=counts)
+    if isinstance(size, dict):
+        missing = [d for d in DATASETS if d not in size]
+        if missing:
+            raise KeyError(f'make_toy_datasets: size has no entry for {missing}; give an int or a '
+                           f'dict with every one of {DATASETS}')
+        sizes = {d: int(size[d]) for d in DATASETS}
+        size = sizes  # recorded per dataset in the manifest
+    else:
+        size = int(size)
+        sizes = dict.fromkeys(DATASETS, size)
+    params = dict(version=VERSION, seed=int(seed), size=size, counts=counts)
     manifest_path = osp.join(out_dir, '.toy_manifest.json')
     result = dict(
         out_dir=out_dir, manifest=manifest_path, params=params,
@@ -289,7 +320,10 @@ def make_toy_datasets(out_dir, seed=0, num_train=None, num_val=None, size=128, f
         shutil.rmtree(osp.join(out_dir, name), ignore_errors=True)
     for name in DATASETS:
         maker, sub = _MAKERS[name]
-        maker(osp.join(out_dir, sub), int(seed), *counts[name], int(size))
+        tick = _progress(name, sum(counts[name]), progress)
+        maker(osp.join(out_dir, sub), int(seed), *counts[name], sizes[name], tick)
+        if progress and sum(counts[name]):
+            print(flush=True)  # end the bar's line
     files = sorted(osp.relpath(osp.join(d, f), out_dir) for name in DATASETS
                    for d, _, fs in os.walk(osp.join(out_dir, name)) for f in fs)
     tmp = manifest_path + '.tmp'
@@ -306,9 +340,11 @@ def main(argv=None):
     p.add_argument('--num-val', type=int, default=None, help='images per val split (default: per dataset)')
     p.add_argument('--size', type=int, default=128, help='image side (Cityscapes: size/2 x size)')
     p.add_argument('--force', action='store_true', help='regenerate even if a matching set exists')
+    p.add_argument('--no-progress', action='store_true', help='no progress bars')
     args = p.parse_args(argv)
     t0 = time.time()
-    res = make_toy_datasets(args.out_dir, args.seed, args.num_train, args.num_val, args.size, args.force)
+    res = make_toy_datasets(args.out_dir, args.seed, args.num_train, args.num_val, args.size, args.force,
+                            progress=not args.no_progress)
     state = 'written' if res['regenerated'] else 'up to date'
     print(f"toy datasets {state} in {res['out_dir']} ({time.time() - t0:.2f}s)")
     for name in DATASETS:
