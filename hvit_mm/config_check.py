@@ -63,8 +63,10 @@ def _did_you_mean(word: str, choices) -> List[str]:
     return sorted(c for c in set(choices) if isinstance(c, str) and _one_edit(word, c))
 
 
-def _warn(message: str) -> None:
-    print(f'hvit_mm: warning: {message}', file=sys.stderr)
+def warn(message: str) -> None:
+    """One ``hvit_mm: warning:`` line on stderr, from rank 0 only (every rank runs the checks)."""
+    if int(os.environ.get('RANK', '0')) == 0:
+        print(f'hvit_mm: warning: {message}', file=sys.stderr, flush=True)
 
 
 class _Takes(NamedTuple):
@@ -137,12 +139,12 @@ def _judge_new_key(key: str, path: Tuple[str, ...], part: str, node: dict, optio
             raise ConfigError(f'--cfg-options {key}: {owner} takes no {part!r} at {where} '
                               f'(did you mean {" / ".join(map(repr, near))}?)')
         if path:  # a top-level variable the runner ignores is harmless
-            _warn(f'--cfg-options {key}: {owner} has no argument {part!r}; building {where} '
+            warn(f'--cfg-options {key}: {owner} has no argument {part!r}; building {where} '
                   'may fail')
         return
     near = _did_you_mean(part, node)
     if near:  # nothing to check it against: the dict is read by whoever consumes it
-        _warn(f'--cfg-options {key}: new key {part!r} under {where} '
+        warn(f'--cfg-options {key}: new key {part!r} under {where} '
               f'(did you mean {" / ".join(map(repr, near))}?)')
 
 
@@ -410,4 +412,4 @@ def preflight(cfg: Config, phases=('train', 'val', 'test')) -> None:
 
 
 __all__ = ['ConfigError', 'ConfigDict', 'load_config', 'check_cfg_options', 'check_types',
-           'check_data', 'check_scope', 'check_values', 'preflight']
+           'check_data', 'check_scope', 'check_values', 'preflight', 'warn']

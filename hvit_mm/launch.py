@@ -19,7 +19,6 @@ import re
 import shutil
 import sys
 import traceback
-import zipfile
 from typing import Dict, Optional, Tuple
 
 import torch
@@ -300,13 +299,12 @@ def check_checkpoint(runner, what: Optional[str] = None) -> None:
     if not osp.exists(local):
         raise CheckpointError(f'{what}: checkpoint not found: {path}')
     raw = read_checkpoint(local, mmap=True)
-    if runner._resume and zipfile.is_zipfile(local):
-        from .engine.checkpoint import checkpoint_problem  # CRCs: torch's reader skips them
-        problem = checkpoint_problem(local)
-        if problem and not problem.startswith('is not a training checkpoint'):  # said below
-            raise CheckpointError(f'--resume {path} {problem}; resume from an earlier checkpoint '
-                                  '(or pass --resume alone to pick the newest complete one)')
     if runner._resume:
+        from .engine.checkpoint import zip_damage
+        damage = zip_damage(local)
+        if damage:
+            raise CheckpointError(f'--resume {path} {damage}; resume from an earlier checkpoint '
+                                  '(or pass --resume alone to pick the newest complete one)')
         meta = raw.get('meta') if isinstance(raw, dict) else None
         if not (isinstance(meta, dict) and {'epoch', 'iter'} <= set(meta) and
                 isinstance(raw.get('state_dict'), dict) and 'message_hub' in raw):

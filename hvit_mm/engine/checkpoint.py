@@ -42,7 +42,6 @@ import os
 import os.path as osp
 import random
 import re
-import sys
 import zipfile
 from typing import Optional
 
@@ -51,7 +50,7 @@ import torch
 from mmengine.hooks import Hook
 
 from .. import compat
-from ..config_check import ConfigError
+from ..config_check import ConfigError, warn
 from ..registry import register_module
 
 _CKPT_NAME = re.compile(r'(?P<prefix>.*?)(?P<step>\d+)\.pth')
@@ -95,6 +94,19 @@ if compat.patches_for(compat.MMENGINE):  # the mmengine releases whose Checkpoin
 
 
 # ---------------------------------------------------------------- checking and picking
+def zip_damage(path: str) -> Optional[str]:
+    """How a zip-format (torch >= 1.6) file is damaged, or None (also for other formats). Every
+    record carries a CRC, which torch's reader skips: a flipped byte would otherwise load."""
+    if not zipfile.is_zipfile(path):
+        return None
+    try:
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        return f'is truncated or damaged ({e})'
+    return f'is damaged (CRC mismatch in {bad})' if bad is not None else None
+
+
 def checkpoint_problem(path: str) -> Optional[str]:
     """Why ``path`` cannot be resumed from, or None when it is a complete training checkpoint."""
     try:
@@ -103,15 +115,9 @@ def checkpoint_problem(path: str) -> Optional[str]:
         return f'cannot be read ({e.strerror})'
     if size == 0:
         return 'is empty (0 bytes)'
-    is_zip = zipfile.is_zipfile(path)
-    if is_zip:  # torch >= 1.6 format: every record carries a CRC, which torch's reader skips
-        try:
-            with zipfile.ZipFile(path) as z:
-                bad = z.testzip()
-        except (zipfile.BadZipFile, OSError, EOFError) as e:
-            return f'is truncated or damaged ({e})'
-        if bad is not None:
-            return f'is damaged (CRC mismatch in {bad})'
+    damage = zip_damage(path)
+    if damage:
+        return damage
     from ..checkpoints.io import CheckpointError, read_checkpoint
     try:  # mmap: structure and pickle safety without reading the tensors again
         ckpt = read_checkpoint(path, mmap=True)
@@ -121,11 +127,6 @@ def checkpoint_problem(path: str) -> Optional[str]:
     if not isinstance(meta, dict) or not {'epoch', 'iter'} <= set(meta) or 'state_dict' not in ckpt:
         return 'is not a training checkpoint (it lacks meta.epoch / meta.iter / state_dict)'
     return None
-
-
-def _warn(message: str) -> None:
-    if int(os.environ.get('RANK', '0')) == 0:  # every rank checks; one says so
-        print(f'hvit_mm: warning: {message}', file=sys.stderr, flush=True)
 
 
 def _remove_stale_temps(folder: str) -> None:
@@ -180,7 +181,7 @@ def find_resume_checkpoint(work_dir: str) -> Optional[str]:
             _remove_stale_temps(folder)  # only once resuming: an error leaves the folder as it was
             return path
         rest = candidates[candidates.index(path) + 1:]
-        _warn(f'checkpoint {path} {problem}; '
+        warn(f'checkpoint {path} {problem}; '
               + (f'trying the previous one ({rest[0]})' if rest else 'no older checkpoint left'))
     raise ConfigError(
         f'--resume: no complete checkpoint to resume from in {folder} (last_checkpoint names '
