@@ -1,15 +1,11 @@
 """Config rewrite that turns the data guards on (idempotent; a config that sets them is kept)."""
 from typing import Iterator
 
+from ..engine.hooks import ensure_hook, type_name
+
 LOADER, SAFE_LOADER, CHECKED, HOOK = ('LoadImageFromFile', 'SafeLoadImageFromFile', 'CheckedDataset',
                                       'BadDataHook')
 DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
-
-
-def _type_name(node) -> str:
-    t = node.get('type', '') if isinstance(node, dict) else ''
-    t = t if isinstance(t, str) else getattr(t, '__name__', '')
-    return t.rsplit('.', 1)[-1]
 
 
 def _pipeline_steps(dataset) -> Iterator[dict]:
@@ -25,7 +21,7 @@ def _pipeline_steps(dataset) -> Iterator[dict]:
 
 def _check_leaves(dataset):
     """Put every leaf dataset config (one that wraps no other) under ``CheckedDataset``."""
-    if not isinstance(dataset, dict) or _type_name(dataset) == CHECKED:
+    if not isinstance(dataset, dict) or type_name(dataset) == CHECKED:
         return dataset
     if isinstance(dataset.get('dataset'), dict):
         dataset['dataset'] = _check_leaves(dataset['dataset'])
@@ -49,17 +45,14 @@ def add_data_guards(cfg):
     train_ds = train.get('dataset') if isinstance(train, dict) else None
     if isinstance(train_ds, dict):
         steps = list(_pipeline_steps(train_ds))
-        if not any(_type_name(s) == SAFE_LOADER for s in steps):
+        if not any(type_name(s) == SAFE_LOADER for s in steps):
             for step in steps:
                 t = step.get('type')
                 if isinstance(t, str) and t.rsplit('.', 1)[-1] == LOADER:
                     scope = t.rsplit('.', 1)[0] if '.' in t else ''
                     # mmcv's own registry does not hold the safe loader; the codebases' ones do
                     step['type'] = SAFE_LOADER if scope in ('', 'mmcv') else f'{scope}.{SAFE_LOADER}'
-        hooks = list(cfg.get('custom_hooks') or [])
-        if not any(_type_name(h) == HOOK for h in hooks):
-            hooks.append(dict(type=HOOK))
-        cfg.custom_hooks = hooks
+        ensure_hook(cfg, HOOK)
     for key in DATALOADERS:
         loader = cfg.get(key)
         if isinstance(loader, dict) and isinstance(loader.get('dataset'), dict):

@@ -51,6 +51,7 @@ from mmengine.hooks import Hook
 
 from .. import compat
 from ..config_check import ConfigError, warn
+from .hooks import ensure_hook
 from ..registry import register_module
 
 _CKPT_NAME = re.compile(r'(?P<prefix>.*?)(?P<step>\d+)\.pth')
@@ -348,11 +349,7 @@ def _checkpoint_seed(path: str) -> Optional[int]:
 def enable_exact_resume(cfg):
     """Add :class:`ResumeStateHook` to ``cfg.custom_hooks`` (unless there) and, when resuming from
     a file with no seed in the config, pin ``randomness.seed`` to the checkpoint's. Returns cfg."""
-    hooks = list(cfg.get('custom_hooks') or [])
-    if not any(isinstance(h, dict) and str(h.get('type', '')).split('.')[-1] == 'ResumeStateHook'
-               or isinstance(h, ResumeStateHook) for h in hooks):
-        hooks.append(dict(type='ResumeStateHook'))
-    cfg.custom_hooks = hooks
+    ensure_hook(cfg, 'ResumeStateHook')
     if cfg.get('resume') and cfg.get('load_from') and '://' not in str(cfg.load_from):
         randomness = dict(cfg.get('randomness') or {})
         if randomness.get('seed') is None:

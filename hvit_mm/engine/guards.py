@@ -30,6 +30,7 @@ from mmengine.hooks import Hook
 from mmengine.optim import AmpOptimWrapper, OptimWrapperDict
 
 from ..registry import register_module
+from .hooks import ensure_hook
 
 HOOK_TYPE = 'NonFiniteGuardHook'
 
@@ -181,12 +182,6 @@ class NonFiniteGuardHook(Hook):
                                   'this run because of non-finite losses or gradients')
 
 
-def _type_name(cfg) -> str:
-    t = cfg.get('type', '') if isinstance(cfg, dict) else ''
-    t = t if isinstance(t, str) else getattr(t, '__name__', '')
-    return t.rsplit('.', 1)[-1]
-
-
 def add_default_guards(cfg):
     """Add the training guards to a runner config unless it configures them already; returns cfg.
 
@@ -195,8 +190,5 @@ def add_default_guards(cfg):
       the training pipelines, ``BadDataHook``, and the build-time empty-dataset check.
     """
     from ..datasets import add_data_guards
-    hooks = list(cfg.get('custom_hooks') or [])
-    if not any(_type_name(h) == HOOK_TYPE for h in hooks):
-        hooks.append(dict(type=HOOK_TYPE))
-    cfg.custom_hooks = hooks
+    ensure_hook(cfg, HOOK_TYPE)
     return add_data_guards(cfg)

@@ -23,6 +23,26 @@ def param_digest(module: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
+def type_name(cfg) -> str:
+    """The class name a config dict's ``type`` names: scope dropped (``mmdet.X`` -> ``X``), a
+    class object (lazy-import configs) by its ``__name__``; an already built object (a hook
+    instance in ``custom_hooks``) by its class name."""
+    if not isinstance(cfg, dict):
+        return type(cfg).__name__ if cfg is not None else ''
+    t = cfg.get('type', '')
+    t = t if isinstance(t, str) else getattr(t, '__name__', '')
+    return t.rsplit('.', 1)[-1]
+
+
+def ensure_hook(cfg, name: str) -> None:
+    """Append ``dict(type=name)`` to ``cfg.custom_hooks`` unless a hook of that type is listed
+    (a config that configures it keeps its own arguments)."""
+    hooks = list(cfg.get('custom_hooks') or [])
+    if not any(type_name(h) == name for h in hooks):
+        hooks.append(dict(type=name))
+    cfg.custom_hooks = hooks
+
+
 @register_module('HOOKS')
 class ParamConsistencyHook(Hook):
     """After training, checks that every rank of a data-parallel run holds bit-identical parameters.
